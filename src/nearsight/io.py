@@ -145,3 +145,93 @@ def merge_datasets(paths: list[str], out: str) -> None:
     cat = {k: np.concatenate(v) for k, v in arrs.items()}
     write_dataset(out, cat["spins"], cat["fields"], cat["energy"], trajectory=cat["trajectory"],
                   time=cat.get("time"), kT_llg=cat.get("kT_llg"), attrs=ref)
+
+
+# ----------------------------------------------------------------------------------------- trajectories
+class TrajectoryWriter:
+    """Append LLG frames to ``path + '.partial'``; :meth:`finish` renames it onto ``path``.
+
+    After every frame the integrator state (spins, step, time, RNG state) is written to ``/checkpoint`` and
+    the file flushed, so a run killed at any point resumes from its last frame (:meth:`resume_state`) with
+    nothing lost: frames written after the checkpoint, if any, are dropped on resume.
+    """
+
+    def __init__(self, path: str, *, n_replicas: int, n_sites: int, attrs: dict, save_fields: bool = True,
+                 resume: bool = False):
+        self.path, self.partial = path, path + ".partial"
+        check_writable(path)
+        if resume:
+            if not os.path.exists(self.partial):
+                raise NearsightError(f"nothing to resume: {self.partial!r} does not exist (a finished run is at "
+                                     f"{path!r}; start a new run without --resume)")
+            try:
+                self.f = h5py.File(self.partial, "a")
+            except OSError:
+                raise NearsightError(f"cannot resume: {self.partial!r} is corrupt; delete it and start "
+                                     f"again") from None
+            if "checkpoint" not in self.f:
+                raise NearsightError(f"cannot resume: {self.partial!r} has no checkpoint; delete it and restart")
+            n = int(self.f["checkpoint"].attrs["n_frames"])
+            for k in ("spins", "fields", "energy", "time", "step"):
+                if k in self.f:
+                    self.f[k].resize(n, axis=0)
+            return
+        if os.path.exists(self.partial):
+            raise NearsightError(f"{self.partial!r} exists from an interrupted run: pass --resume to continue it, "
+                                 f"or delete it to start over")
+        self.f = h5py.File(self.partial, "w")
+        B, N = n_replicas, n_sites
+        self.f.create_dataset("spins", (0, B, N, 3), maxshape=(None, B, N, 3), chunks=(1, B, N, 3), dtype="f8")
+        if save_fields:
+            self.f.create_dataset("fields", (0, B, N, 3), maxshape=(None, B, N, 3), chunks=(1, B, N, 3), dtype="f8")
+        self.f.create_dataset("energy", (0, B), maxshape=(None, B), dtype="f8")
+        self.f.create_dataset("time", (0,), maxshape=(None,), dtype="f8")
+        self.f.create_dataset("step", (0,), maxshape=(None,), dtype="i8")
+        write_attrs(self.f, {"kind": "nearsight-trajectory", **attrs})
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.f["time"].shape[0])
+
+    def resume_state(self) -> dict:
+        c = self.f["checkpoint"]
+        return {"spins": c["spins"][()], "rng_state": c["rng_state"][()], "step": int(c.attrs["step"]),
+                "time": float(c.attrs["time"])}
+
+    def append(self, step: int, time: float, spins, energy, fields=None) -> None:
+        n = self.n_frames
+        for k, v in (("spins", spins), ("energy", energy), ("fields", fields), ("time", time), ("step", step)):
+            if k in self.f and (v is not None):
+                d = self.f[k]
+                d.resize(n + 1, axis=0)
+                d[n] = v
+
+    def checkpoint(self, spins, rng_state, step: int, time: float) -> None:
+        if "checkpoint" in self.f:
+            del self.f["checkpoint"]
+        c = self.f.create_group("checkpoint")
+        c.create_dataset("spins", data=np.asarray(spins))
+        c.create_dataset("rng_state", data=np.asarray(rng_state, dtype=np.uint8))
+        write_attrs(c, {"step": int(step), "time": float(time), "n_frames": self.n_frames})
+        self.f.flush()
+
+    def finish(self) -> str:
+        self.f.attrs["complete"] = True
+        self.f.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Close without finishing (the partial file stays, resumable)."""
+        if self.f.id.valid:
+            self.f.flush()
+            self.f.close()
+
+
+def read_trajectory(path: str) -> tuple[dict, dict]:
+    """All arrays and attributes of a finished trajectory file."""
+    with open_h5(path, "trajectory") as f:
+        if f.attrs.get("kind") != "nearsight-trajectory":
+            raise NearsightError(f"{path!r} is not a nearsight trajectory (kind={f.attrs.get('kind')!r})")
+        arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+        return arrays, read_attrs(f)
