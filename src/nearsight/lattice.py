@@ -96,6 +96,17 @@ class Lattice:
         """Reciprocal primitive vectors ``b`` with ``a_i . b_j = 2 pi delta_ij`` (rows)."""
         return 2 * np.pi * np.linalg.inv(self.a).T
 
+    def distances_from(self, i: int) -> np.ndarray:
+        """Minimal-image distance from site ``i`` to every site, ``[N]``."""
+        d = self.xy - self.xy[i]
+        d = (d + np.array([self.L1, self.L2]) // 2) % np.array([self.L1, self.L2]) - np.array([self.L1, self.L2]) // 2
+        best = np.full(self.N, np.inf)
+        for k1 in (-1, 0, 1):
+            for k2 in (-1, 0, 1):
+                v = (d + np.array([k1 * self.L1, k2 * self.L2])) @ self.a
+                best = np.minimum(best, np.linalg.norm(v, axis=1))
+        return best
+
     # --------------------------------------------------------------- neighbours
     def offsets_within(self, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
         """Integer offsets (excluding 0) with ``|n1 a1 + n2 a2| <= cutoff``, sorted by distance, and distances."""

@@ -77,3 +77,35 @@ def build_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
         kw = {k: cfg[k] for k in ("moments", "probe_distance", "vectors", "device") if cfg.get(k) is not None}
         return KPMProvider(lattice, model, **kw)
     raise NearsightError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+
+
+def load_config(path: str | None) -> dict:
+    """A YAML config as a flat dict (keys with '-' read as '_'); a clear error if missing or malformed."""
+    if path is None:
+        return {}
+    import os
+
+    import yaml
+    if not os.path.exists(path):
+        raise NearsightError(f"config file {path!r} does not exist")
+    try:
+        with open(path) as fh:
+            cfg = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise NearsightError(f"config file {path!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(cfg, dict):
+        raise NearsightError(f"config file {path!r} must be a mapping of keys to values")
+    return {str(k).replace("-", "_"): v for k, v in cfg.items()}
+
+
+def merged(args: argparse.Namespace, cfg: dict, defaults: dict) -> dict:
+    """defaults < config file < command-line flags that were given; unknown config keys are an error."""
+    known = set(vars(args)) | set(defaults)
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise NearsightError(f"unknown config key(s) {', '.join(unknown)}; known keys: "
+                             f"{', '.join(sorted(k for k in known if k not in ('func', 'command', 'config')))}")
+    out = dict(defaults)
+    out.update({k: v for k, v in cfg.items() if v is not None})
+    out.update({k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command")})
+    return out

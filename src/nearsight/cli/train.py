@@ -1,0 +1,34 @@
+"""``nearsight train CONFIG.yaml``: train a Behler–Parrinello model (config keys: nearsight.training.train)."""
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train an ML field model on generated datasets",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("config", help="YAML training config (datasets, descriptor, hidden, epochs, lr, out, ...)")
+    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs (may extend a run)")
+    p.add_argument("--out", default=None, help="override the config's output directory")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from ..ml.cards import load_card
+    from ..training import load_config, train
+    cfg = load_config(args.config)
+    if args.epochs is not None:
+        cfg["epochs"] = args.epochs
+    if args.out is not None:
+        cfg["out"] = args.out
+    if args.restart:
+        cfg["resume"] = False
+    if args.no_progress:
+        cfg["progress"] = False
+    path = train(cfg)
+    held = load_card(path).get("held_out", {})
+    print(json.dumps({"model": path, "held_out_transverse_rms_ratio": held.get("transverse_rms_ratio"),
+                      "held_out_energy_rmse_per_site": held.get("energy_rmse_per_site")}))
+    return 0

@@ -1,0 +1,233 @@
+"""Model files and their cards.
+
+A model file is one ``torch.save`` dictionary, readable with ``torch.load(..., weights_only=True)`` (no pickled
+code is ever executed)::
+
+    {"format": "nearsight-ml-model", "version": 1,
+     "card": {...},                      # JSON-able: see below
+     "descriptor": {...},                # Descriptor.config(): rebuilt on any lattice of the same kind
+     "network": {"hidden": [...], "activation": "silu", "dtype": "float32", "n_features": F},
+     "state_dict": {...}}                # the MLP weights and normalization buffers (SiteMLP)
+
+The card (design: every saved model carries it) holds, flat at the top level, the physics the labels were made
+with — ``lattice`` (kind), ``t``, ``t2``, ``J``, ``B``, ``kT`` (electronic temperature of the labels), exactly one
+of ``filling`` / ``mu`` (the other ``None``), ``ensemble`` — and the model: ``cutoff`` (true receptive radius),
+``n_features``, ``network``, ``dtype``, ``descriptor``, ``energy_reference`` (per site), ``training_data``
+(provider, lattice sizes, frame and trajectory counts), ``held_out`` (errors on trajectories never trained on),
+``training`` (the schedule), and ``name``, ``created``, ``nearsight_version``.
+
+Shipped models live in ``src/nearsight/ml/models/NAME.pt``; :func:`load_model` takes such a name or a path.
+"""
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import NearsightError
+from ..io import atomic_path
+from .network import SiteEnergyModel, SiteMLP, dtype_from_name
+
+FORMAT, VERSION = "nearsight-ml-model", 1
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+PHYSICS_KEYS = ("J", "t", "t2", "B", "kT", "mu", "filling")
+REQUIRED_CARD_KEYS = ("lattice", "t", "J", "kT", "cutoff", "n_features", "dtype", "network", "training_data")
+
+
+# ------------------------------------------------------------------------------------------------ cards
+def validate_card(card, where: str = "model card") -> dict:
+    if not isinstance(card, dict):
+        raise NearsightError(f"{where} is not a dictionary; the model file is incompatible — retrain it")
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if (card.get("filling") is None) == (card.get("mu") is None):
+        missing.append("filling or mu (exactly one)")
+    if missing:
+        raise NearsightError(f"{where} lacks {', '.join(missing)}; the model file is incompatible — retrain it "
+                             f"with 'nearsight train'")
+    return card
+
+
+def _same(a, b) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _as_vector(v, name: str) -> tuple[float, ...]:
+    if isinstance(v, str):
+        v = v.split(",")
+    try:
+        out = tuple(float(x) for x in v)
+    except (TypeError, ValueError):
+        raise NearsightError(f"{name} must be three numbers BX,BY,BZ, got {v!r}") from None
+    if len(out) != 3:
+        raise NearsightError(f"{name} must be three numbers BX,BY,BZ, got {v!r}")
+    return out
+
+
+def check_physics(card: dict, given: dict, *, source: str = "the command line") -> None:
+    """Raise if any non-None physics parameter in ``given`` contradicts the card (the card is authoritative)."""
+    name = card.get("name", "the model")
+    problems = []
+    for key in PHYSICS_KEYS:
+        v = given.get(key)
+        if v is None:
+            continue
+        ref = card.get(key)
+        if key == "B":
+            ref_v = _as_vector(ref if ref is not None else (0.0, 0.0, 0.0), "B")
+            if not all(_same(a, b) for a, b in zip(_as_vector(v, "--B"), ref_v)):
+                problems.append(f"B={','.join(f'{x:g}' for x in _as_vector(v, '--B'))} but the model has "
+                                f"B={','.join(f'{x:g}' for x in ref_v)}")
+            continue
+        if key in ("mu", "filling") and ref is None:
+            other = "filling" if key == "mu" else "mu"
+            problems.append(f"{key}={v:g} was given but the model's labels are at fixed {other}="
+                            f"{card.get(other)!r}")
+            continue
+        if ref is None:
+            ref = 0.0 if key == "t2" else None
+        if ref is None or not _same(v, ref):
+            problems.append(f"{key}={v:g} but the model has {key}={ref!r}")
+    if problems:
+        raise NearsightError(f"parameters from {source} contradict the card of {name}: {'; '.join(problems)}. "
+                             f"The physics of an ML model is fixed by its training labels; drop these options "
+                             f"(they are read from the card) or choose a model trained at these parameters")
+
+
+def physics_of(card: dict) -> dict:
+    """The s-d model parameters recorded in a card (for :class:`nearsight.hamiltonian.SDModel`)."""
+    return {k: card.get(k) for k in PHYSICS_KEYS}
+
+
+def summary_line(name: str, card: dict) -> str:
+    ens = f"n={card['filling']:g}" if card.get("filling") is not None else f"mu={card['mu']:g}"
+    held = card.get("held_out") or {}
+    err = held.get("transverse_rms_ratio")
+    err_s = f"  held-out |h_perp| error {100 * err:.1f}%" if err is not None else ""
+    sizes = (card.get("training_data") or {}).get("lattice_sizes") or []
+    sz = ",".join(f"{a}x{b}" for a, b in sizes)
+    return (f"{name:24s} {card['lattice']:10s} J={card['J']:g} t={card['t']:g} {ens} kT={card['kT']:g} "
+            f"cutoff={card['cutoff']:g} F={card['n_features']} {card['dtype']} trained on {sz}{err_s}")
+
+
+# ------------------------------------------------------------------------------------------- model files
+def save_model(path: str, model: SiteEnergyModel, card: dict) -> str:
+    """Write the model file atomically (tmp + rename); returns ``path``."""
+    validate_card(card)
+    head = model.head
+    payload = {"format": FORMAT, "version": VERSION, "card": card, "descriptor": model.descriptor.config(),
+               "network": {"hidden": list(head.hidden), "activation": head.activation,
+                           "dtype": card["dtype"], "n_features": head.n_features},
+               "state_dict": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def shipped_models() -> dict[str, Path]:
+    """Shipped model names -> files (``src/nearsight/ml/models/*.pt``)."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.pt"))}
+
+
+def resolve_model_path(name_or_path: str) -> Path:
+    if not name_or_path:
+        raise NearsightError("no model given: pass --model NAME_OR_PATH ('nearsight models' lists shipped ones)")
+    p = Path(os.path.expanduser(str(name_or_path)))
+    if p.is_file():
+        return p
+    ships = shipped_models()
+    if str(name_or_path) in ships:
+        return ships[str(name_or_path)]
+    if p.suffix == ".pt" or os.sep in str(name_or_path):
+        raise NearsightError(f"model file {str(name_or_path)!r} does not exist")
+    names = ", ".join(ships) or "none"
+    raise NearsightError(f"no shipped model named {name_or_path!r} (shipped: {names}); give a name from "
+                         f"'nearsight models' or a path to a .pt file made by 'nearsight train'")
+
+
+def read_model_file(path) -> dict:
+    """The raw payload of a model file, checked for format and completeness (clear errors otherwise)."""
+    path = str(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NearsightError(f"model file {path!r} does not exist") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
+            KeyError, IndexError) as exc:
+        # torch.load's errors on truncated/garbage input vary by version; none of them is usable
+        raise NearsightError(f"model file {path!r} is corrupt or not a torch file ({type(exc).__name__}); "
+                             f"retrain it or restore it from the package") from None
+    except Exception as exc:  # weights_only refusals (UnpicklingError) and anything else torch raises
+        raise NearsightError(f"model file {path!r} cannot be loaded safely ({type(exc).__name__}: it holds "
+                             f"objects other than tensors and plain data); only files written by "
+                             f"'nearsight train' are accepted") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise NearsightError(f"{path!r} is not a nearsight model file (format "
+                             f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); "
+                             f"pass a file made by 'nearsight train'")
+    if payload.get("version") != VERSION:
+        raise NearsightError(f"model file {path!r} has format version {payload.get('version')!r}, this nearsight "
+                             f"reads version {VERSION}; retrain the model with this version")
+    missing = [k for k in ("card", "descriptor", "network", "state_dict") if k not in payload]
+    if missing:
+        raise NearsightError(f"model file {path!r} lacks {', '.join(missing)}; it is incompatible — retrain it")
+    validate_card(payload["card"], f"the card in {path!r}")
+    return payload
+
+
+def model_from_payload(payload: dict, lattice=None, *, where: str = "model file") -> SiteEnergyModel:
+    """Rebuild the model on ``lattice`` (default: the smallest training lattice) from a payload."""
+    from ..descriptors import build_descriptor
+    from ..lattice import Lattice
+    card, net = payload["card"], payload["network"]
+    if lattice is None:
+        sizes = (card.get("training_data") or {}).get("lattice_sizes") or []
+        L1, L2 = min(sizes, key=lambda s: s[0] * s[1]) if sizes else (None, None)
+        if L1 is None:
+            raise NearsightError(f"{where}: the card names no training lattice; pass a lattice explicitly")
+        lattice = Lattice(card["lattice"], int(L1), int(L2))
+    if lattice.kind != card["lattice"]:
+        raise NearsightError(f"{where} was trained on the {card['lattice']} lattice and cannot be used on "
+                             f"{lattice.kind!r}; choose a model trained on {lattice.kind!r}")
+    dtype = dtype_from_name(net.get("dtype", card["dtype"]))
+    try:
+        head = SiteMLP(int(net["n_features"]), net["hidden"], net["activation"])
+        head.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise NearsightError(f"{where} is incompatible with this network ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+    try:
+        desc = build_descriptor(payload["descriptor"], lattice)
+    except NearsightError:
+        raise
+    except Exception as exc:
+        raise NearsightError(f"{where}: its descriptor settings cannot be rebuilt ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}); the file is incompatible with this nearsight — retrain it") from None
+    model = SiteEnergyModel(desc, head, lattice, card=card).to(dtype=dtype)
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def load_model(name_or_path: str, lattice=None) -> SiteEnergyModel:
+    """Load a shipped model by name or a model file by path, on ``lattice`` (default: its training lattice).
+
+    The card is at ``model.card``. Corrupt, foreign or incompatible files raise :class:`NearsightError`.
+    """
+    path = resolve_model_path(name_or_path)
+    payload = read_model_file(path)
+    model = model_from_payload(payload, lattice, where=f"model {str(name_or_path)!r}")
+    model.card.setdefault("name", path.stem)
+    model.card["path"] = str(path)
+    return model
+
+
+def load_card(name_or_path: str) -> dict:
+    path = resolve_model_path(name_or_path)
+    card = dict(read_model_file(path)["card"])
+    card.setdefault("name", path.stem)
+    card["path"] = str(path)
+    return card

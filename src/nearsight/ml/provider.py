@@ -1,0 +1,71 @@
+"""The trained network as a field provider: spins in, ``E = sum_i eps_i`` and ``h = -dE/dS`` out.
+
+The physics (``J``, ``t``, filling or ``mu``, the electronic ``kT`` of the labels, ...) is fixed by the model's
+card; a caller may repeat parameters, but any that contradict the card are an error. Spins are validated in
+float64 by :meth:`FieldProvider.compute`, evaluated in the model's dtype and returned as float64.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..electrons.base import FieldProvider, FieldResult
+from ..errors import NearsightError
+from ..lattice import Lattice
+from .cards import check_physics, load_model, physics_of
+from .network import SiteEnergyModel, energy_and_fields
+
+
+class MLProvider(FieldProvider):
+    """Field provider backed by a :class:`SiteEnergyModel` (rebuilt on ``lattice`` if needed).
+
+    ``chunk`` bounds how many configurations are differentiated at once (memory); results do not depend on it.
+    """
+
+    name = "ml"
+
+    def __init__(self, model: SiteEnergyModel | str, lattice: Lattice, *, device: str | None = None,
+                 chunk: int = 64):
+        if isinstance(model, str):
+            model = load_model(model, lattice)
+        self._device = torch.device(device or "cpu")
+        self.lattice = lattice
+        self.model = model.on_lattice(lattice).to(self._device)
+        self.model.requires_grad_(False)
+        self.card = self.model.card
+        self.chunk = max(1, int(chunk))
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def cutoff(self) -> float:
+        return self.model.cutoff
+
+    def _compute(self, spins: torch.Tensor) -> FieldResult:
+        s = spins.to(self.model.dtype)
+        es, hs = [], []
+        for part in torch.split(s, self.chunk):
+            e, h = energy_and_fields(self.model, part)
+            es.append(e)
+            hs.append(h)
+        return FieldResult(torch.cat(es).to(torch.float64), torch.cat(hs).to(torch.float64))
+
+    def describe(self) -> dict:
+        phys = {k: v for k, v in physics_of(self.card).items() if v is not None}
+        return {**super().describe(), **phys, "model": self.card.get("name"), "model_path": self.card.get("path"),
+                "cutoff": self.cutoff, "model_dtype": self.card.get("dtype")}
+
+
+def provider_from_cli(cfg: dict, lattice: Lattice, model=None) -> MLProvider:
+    """The ML provider from CLI/config keys: ``model`` (name or path), ``device``, and physics keys
+    (``J, t, t2, kT, mu, filling, B``) that, where not None, must match the card. ``model`` (an SDModel built
+    from the same keys with defaults filled in) is not used: only parameters the user actually gave are checked.
+    """
+    name = cfg.get("model")
+    if not name:
+        raise NearsightError("--solver ml needs --model NAME_OR_PATH (a shipped model listed by "
+                             "'nearsight models', or a .pt file made by 'nearsight train')")
+    net = load_model(name, lattice)
+    check_physics(net.card, cfg)
+    return MLProvider(net, lattice, device=cfg.get("device"))

@@ -1,0 +1,198 @@
+"""Training data: datasets from ``nearsight generate`` (io.write_dataset layout), checked, and split by trajectory.
+
+Frames of one quench are strongly correlated, so held-out frames must come from trajectories never trained on:
+the split assigns whole trajectories (``/trajectory`` ids, made unique across files) to the training or the
+validation set. Files may have different lattice sizes (a model is size-independent); each size is kept as its own
+:class:`FrameSet` so frames batch as dense ``[B, N, 3]`` tensors.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import NearsightError
+from ..io import read_dataset
+from ..lattice import LATTICES, Lattice
+
+#: physics attributes that must agree across every file of a training run (None = absent)
+PHYSICS = ("lattice", "J", "t", "t2", "B", "kT", "mu", "filling")
+_DEFAULTS = {"t": 1.0, "t2": 0.0, "B": [0.0, 0.0, 0.0]}
+
+
+@dataclass
+class FrameSet:
+    """Frames of one lattice: spins and fields ``[F, N, 3]``, energy ``[F]``, trajectory ids and times ``[F]``."""
+
+    lattice: Lattice
+    spins: torch.Tensor
+    fields: torch.Tensor
+    energy: torch.Tensor
+    trajectory: np.ndarray
+    time: np.ndarray
+    source: str = ""
+
+    def __len__(self) -> int:
+        return int(self.spins.shape[0])
+
+    def subset(self, mask: np.ndarray) -> "FrameSet":
+        m = torch.as_tensor(np.asarray(mask, bool))
+        return FrameSet(self.lattice, self.spins[m], self.fields[m], self.energy[m], self.trajectory[mask],
+                        self.time[mask], self.source)
+
+
+@dataclass
+class TrainingData:
+    physics: dict
+    provider: str
+    train: list = field(default_factory=list)
+    val: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        every = self.train + self.val
+        sizes = sorted({(fs.lattice.L1, fs.lattice.L2) for fs in every})
+        n_traj = lambda sets: len({int(t) for fs in sets for t in fs.trajectory})  # noqa: E731
+        return {"provider": self.provider, "lattice_sizes": [list(s) for s in sizes],
+                "n_frames": sum(len(fs) for fs in every), "n_train_frames": sum(len(fs) for fs in self.train),
+                "n_val_frames": sum(len(fs) for fs in self.val), "n_trajectories": n_traj(every),
+                "n_train_trajectories": n_traj(self.train), "n_val_trajectories": n_traj(self.val),
+                "datasets": sorted({os.path.basename(fs.source) for fs in every})}
+
+
+def _physics(attrs: dict, path: str) -> dict:
+    kind = attrs.get("lattice")
+    if kind not in LATTICES:
+        raise NearsightError(f"dataset {path!r} names no lattice kind (attribute 'lattice' = {kind!r}); "
+                             f"regenerate it with 'nearsight generate'")
+    missing = [k for k in ("J", "kT") if attrs.get(k) is None]
+    if (attrs.get("mu") is None) == (attrs.get("filling") is None):
+        missing.append("exactly one of filling / mu")
+    if missing:
+        raise NearsightError(f"dataset {path!r} does not record {', '.join(missing)} of its labels; a model "
+                             f"needs them on its card — regenerate it with 'nearsight generate'")
+    out = {k: attrs.get(k, _DEFAULTS.get(k)) for k in PHYSICS}
+    for k, v in _DEFAULTS.items():
+        if out[k] is None:
+            out[k] = v
+    out["B"] = [float(b) for b in out["B"]]
+    return out
+
+
+def _agree(a: dict, b: dict) -> list[str]:
+    bad = []
+    for k in PHYSICS:
+        x, y = a[k], b[k]
+        if k == "lattice" or x is None or y is None:
+            if x != y:
+                bad.append(k)
+        elif k == "B":
+            if not all(math.isclose(p, q, rel_tol=1e-9, abs_tol=1e-12) for p, q in zip(x, y)):
+                bad.append(k)
+        elif not math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-12):
+            bad.append(k)
+    return bad
+
+
+def load_frames(path: str) -> tuple[FrameSet, dict, str]:
+    """One dataset file as a :class:`FrameSet`, its physics and its provider name (clear errors on bad files)."""
+    arrays, attrs = read_dataset(path)
+    phys = _physics(attrs, path)
+    try:
+        lattice = Lattice(phys["lattice"], int(attrs["L1"]), int(attrs.get("L2") or attrs["L1"]))
+    except (KeyError, TypeError, ValueError):
+        raise NearsightError(f"dataset {path!r} does not record its lattice size (L1, L2)") from None
+    s, h, e = arrays["spins"], arrays["fields"], arrays["energy"]
+    F = len(s)
+    if F == 0:
+        raise NearsightError(f"dataset {path!r} holds no frames")
+    if s.shape != (F, lattice.N, 3) or h.shape != s.shape or e.shape != (F,):
+        raise NearsightError(f"dataset {path!r}: arrays spins {s.shape}, fields {h.shape}, energy {e.shape} do "
+                             f"not fit its {lattice.L1}x{lattice.L2} lattice ([F, {lattice.N}, 3] and [F])")
+    for name, a in (("spins", s), ("fields", h), ("energy", e)):
+        if not np.isfinite(a).all():
+            raise NearsightError(f"dataset {path!r}: {name} contain NaN or inf (missing labels?); regenerate it")
+    dev = float(np.abs(np.linalg.norm(s, axis=-1) - 1).max())
+    if dev > 1e-6:
+        raise NearsightError(f"dataset {path!r}: spins are not unit vectors (max | |S|-1 | = {dev:.2g})")
+    traj = np.asarray(arrays.get("trajectory", np.zeros(F)), np.int64).reshape(F)
+    time = np.asarray(arrays.get("time", np.zeros(F)), np.float64).reshape(F)
+    fs = FrameSet(lattice, torch.from_numpy(s.astype(np.float64)), torch.from_numpy(h.astype(np.float64)),
+                  torch.from_numpy(e.astype(np.float64)), traj, time, path)
+    return fs, phys, str(attrs.get("provider") or "unknown")
+
+
+def _load_all(paths: list[str], offset: int = 0):
+    sets, phys, providers = [], None, set()
+    for p in paths:
+        fs, ph, prov = load_frames(p)
+        if phys is None:
+            phys, first = ph, p
+        else:
+            bad = _agree(phys, ph)
+            if bad:
+                detail = "; ".join(f"{k}: {ph[k]!r} vs {phys[k]!r}" for k in bad)
+                raise NearsightError(f"dataset {p!r} was labelled with different physics than {first!r} "
+                                     f"({detail}); one model is trained on one set of parameters")
+        # make trajectory ids unique across files
+        uniq, inv = np.unique(fs.trajectory, return_inverse=True)
+        fs.trajectory = inv.astype(np.int64) + offset
+        offset += len(uniq)
+        sets.append(fs)
+        providers.add(prov)
+    return sets, phys, providers, offset
+
+
+def load_training_data(datasets: list[str], *, val_datasets: list[str] | None = None, val_fraction: float = 0.2,
+                       seed: int = 0) -> TrainingData:
+    """Read the datasets and split them by trajectory (or use ``val_datasets`` as the held-out set)."""
+    if not datasets:
+        raise NearsightError("the config lists no datasets: give 'datasets: [file.h5, ...]' made by "
+                             "'nearsight generate'")
+    train, phys, providers, offset = _load_all(list(datasets))
+    if val_datasets:
+        val, vphys, vprov, _ = _load_all(list(val_datasets), offset)
+        bad = _agree(phys, vphys)
+        if bad:
+            raise NearsightError(f"val_datasets were labelled with different physics than datasets ({', '.join(bad)})")
+        providers |= vprov
+    else:
+        if not 0.0 < float(val_fraction) < 1.0:
+            raise NearsightError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+        ids = np.unique(np.concatenate([fs.trajectory for fs in train]))
+        if len(ids) < 2:
+            raise NearsightError("the datasets hold a single trajectory, so no trajectory can be held out: "
+                                 "generate several trajectories (or give val_datasets)")
+        n_val = min(len(ids) - 1, max(1, int(round(val_fraction * len(ids)))))
+        held = np.random.default_rng(seed).permutation(ids)[:n_val]
+        val = [fs.subset(np.isin(fs.trajectory, held)) for fs in train]
+        train = [fs.subset(~np.isin(fs.trajectory, held)) for fs in train]
+        train, val = [fs for fs in train if len(fs)], [fs for fs in val if len(fs)]
+    prov = "+".join(sorted(providers))
+    return TrainingData(physics=phys, provider=prov, train=_merge_sizes(train), val=_merge_sizes(val))
+
+
+def _merge_sizes(sets: list[FrameSet]) -> list[FrameSet]:
+    """One FrameSet per lattice size (files of the same size are concatenated)."""
+    by = {}
+    for fs in sets:
+        by.setdefault(fs.lattice, []).append(fs)
+    out = []
+    for lat, group in by.items():
+        out.append(FrameSet(lat, torch.cat([g.spins for g in group]), torch.cat([g.fields for g in group]),
+                            torch.cat([g.energy for g in group]), np.concatenate([g.trajectory for g in group]),
+                            np.concatenate([g.time for g in group]), ",".join(g.source for g in group)))
+    return out
+
+
+def batches(sets: list[FrameSet], batch_size: int, rng: np.random.Generator | None):
+    """``(set_index, frame_indices)`` batches over all sets; shuffled within and across sets when ``rng``."""
+    out = []
+    for k, fs in enumerate(sets):
+        idx = rng.permutation(len(fs)) if rng is not None else np.arange(len(fs))
+        out += [(k, idx[i:i + batch_size]) for i in range(0, len(fs), batch_size)]
+    if rng is not None:
+        out = [out[i] for i in rng.permutation(len(out))]
+    return out
