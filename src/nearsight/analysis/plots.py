@@ -26,15 +26,15 @@ def trajectory_series(spins: np.ndarray, lattice: Lattice) -> dict[str, np.ndarr
 
 
 def _map(ax, lattice: Lattice, values: np.ndarray, title: str, cmap="RdBu_r", vlim=None):
+    """A site field drawn over the sample (Gouraud-shaded triangulation of the site positions)."""
     xy = lattice.positions
     vlim = vlim or float(np.abs(values).max() or 1.0)
-    sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap, vmin=-vlim, vmax=vlim, s=max(1.0, 4000 / lattice.N),
-                    marker="s" if lattice.kind == "square" else "h", linewidths=0)
+    tp = ax.tripcolor(xy[:, 0], xy[:, 1], values, cmap=cmap, vmin=-vlim, vmax=vlim, shading="gouraud")
     ax.set_aspect("equal")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    plt.colorbar(sc, ax=ax, shrink=0.8)
+    plt.colorbar(tp, ax=ax, shrink=0.8)
 
 
 def plot_trajectory(path: str, outdir: str, replica: int = 0) -> list[str]:
