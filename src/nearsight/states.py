@@ -68,6 +68,7 @@ def tetrahedral(lattice: Lattice) -> np.ndarray:
 def make_state(name: str, lattice: Lattice, *, seed: int = 0, noise: float = 0.0, batch: int | None = None
                ) -> np.ndarray:
     """A named initial state, optionally with Gaussian noise of width ``noise`` added and renormalized."""
+    name = str(name)  # YAML reads "120" as an integer
     rng = np.random.default_rng(seed)
     builders = {"ferro": ferro, "neel": neel, "stripe": stripe, "120": state_120, "tetrahedral": tetrahedral}
     if name == "random":

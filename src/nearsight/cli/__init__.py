@@ -11,7 +11,7 @@ import sys
 
 from ..errors import NearsightError
 
-COMMANDS = ["fields", "simulate", "generate", "locality"]
+COMMANDS = ["fields", "simulate", "generate", "locality", "train", "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
                      skip: int = 0, dt: float = 0.05, alpha: float = 0.5, scheme: str = "heun", seed: int = 0,
                      initial: str = "random", noise: float = 0.0, progress: bool = True) -> str:
     kTs = [float(k) for k in kTs]
+    initial = str(initial)
     if not kTs or min(kTs) < 0:
         raise NearsightError("kTs (bath temperatures of the quenches) must be a non-empty list of numbers >= 0")
     if replicas < 1 or steps < 1 or every < 1 or skip < 0 or skip > steps:

@@ -11,7 +11,9 @@ code is ever executed)::
 
 The card (design: every saved model carries it) holds, flat at the top level, the physics the labels were made
 with — ``lattice`` (kind), ``t``, ``t2``, ``J``, ``B``, ``kT`` (electronic temperature of the labels), exactly one
-of ``filling`` / ``mu`` (the other ``None``), ``ensemble`` — and the model: ``cutoff`` (true receptive radius),
+of ``filling`` / ``mu`` (the other ``None``), ``ensemble`` — and the model: ``cutoff`` (true receptive radius of
+a site energy; a field ``h_i = -dE/dS_i`` sums over the site energies within it, so it sees ``field_radius`` =
+2 cutoff),
 ``n_features``, ``network``, ``dtype``, ``descriptor``, ``energy_reference`` (per site), ``training_data``
 (provider, lattice sizes, frame and trajectory counts), ``held_out`` (errors on trajectories never trained on),
 ``training`` (the schedule), and ``name``, ``created``, ``nearsight_version``.
@@ -202,8 +204,8 @@ def model_from_payload(payload: dict, lattice=None, *, where: str = "model file"
                              f"{str(exc).splitlines()[0][:200]}); retrain it") from None
     try:
         desc = build_descriptor(payload["descriptor"], lattice)
-    except NearsightError:
-        raise
+    except NearsightError as exc:
+        raise NearsightError(f"{where}: {exc}") from None
     except Exception as exc:
         raise NearsightError(f"{where}: its descriptor settings cannot be rebuilt ({type(exc).__name__}: "
                              f"{str(exc)[:200]}); the file is incompatible with this nearsight — retrain it") from None

@@ -4,6 +4,8 @@
     eps_i = e_ref + scale * MLP(x_i)                  one MLP shared by all sites (translation invariance)
     E     = sum_i eps_i,          h_i = -dE/dS_i      (autograd: :func:`energy_and_fields`)
 
+The energy is summed in float64 (the fields stay in the model's dtype, float32 or float64).
+
 The MLP uses smooth activations (SiLU or tanh) so that the fields, which are first derivatives, are continuous.
 ``e_ref`` is the mean energy per site of the training labels and ``scale`` the RMS of their transverse fields:
 the network learns O(1) fluctuations about a large constant. The descriptor is rebuilt for any lattice of the
@@ -53,9 +55,13 @@ class SiteMLP(nn.Module):
         self.register_buffer("e_ref", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fluctuation(self, x: torch.Tensor) -> torch.Tensor:
+        """``eps_i - e_ref``: the learned part of the site energies."""
         z = (x - self.feature_mean) / self.feature_std
-        return self.e_ref + self.scale * self.net(z).squeeze(-1)
+        return self.scale * self.net(z).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.e_ref + self.fluctuation(x)
 
     @torch.no_grad()
     def set_normalization(self, feature_mean, feature_std, e_ref: float, scale: float) -> None:
@@ -96,7 +102,10 @@ class SiteEnergyModel(nn.Module):
         return self.head(self.descriptor(spins))
 
     def forward(self, spins: torch.Tensor) -> torch.Tensor:
-        return self.site_energies(spins).sum(-1)
+        """Total energy ``[B]``, accumulated in float64 whatever the model dtype: ``N e_ref + sum_i (eps_i -
+        e_ref)``, so a float32 model's energy carries no O(N eps_32 |e_ref|) rounding of the large constant."""
+        fl = self.head.fluctuation(self.descriptor(spins))
+        return fl.to(torch.float64).sum(-1) + fl.shape[-1] * self.head.e_ref.to(torch.float64)
 
     def on_lattice(self, lattice) -> "SiteEnergyModel":
         """The same network on another lattice of the same kind (the descriptor is rebuilt; weights shared)."""

@@ -40,7 +40,13 @@ class MLProvider(FieldProvider):
 
     @property
     def cutoff(self) -> float:
+        """Receptive radius of a site energy."""
         return self.model.cutoff
+
+    @property
+    def field_radius(self) -> float:
+        """Receptive radius of a field: ``h_i`` depends on spins within ``2 * cutoff`` of site ``i``."""
+        return 2.0 * self.model.cutoff
 
     def _compute(self, spins: torch.Tensor) -> FieldResult:
         s = spins.to(self.model.dtype)
