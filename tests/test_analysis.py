@@ -51,3 +51,11 @@ def test_locality_trend_ed():
     C = np.stack([make_state("120", lat, seed=s, noise=0.3) for s in range(3)])
     r = locality_profile(ed, C, [2, 3, 4], progress=False)
     assert r.ratio[1] < 0.012 and r.ratio[2] < r.ratio[1] < r.ratio[0]
+
+
+def test_spin_domain_size_grows_with_order():
+    lat = Lattice("triangular", 12, 12)
+    rand = obs.spin_domain_size(make_state("random", lat, seed=3), lat)
+    assert obs.spin_domain_size(make_state("120", lat), lat) == 12.0  # all weight at K, K': a single domain
+    noisy = obs.spin_domain_size(make_state("120", lat, noise=0.3, seed=1), lat)
+    assert rand < 7.0 < noisy <= 12.0

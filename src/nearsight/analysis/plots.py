@@ -22,6 +22,7 @@ def trajectory_series(spins: np.ndarray, lattice: Lattice) -> dict[str, np.ndarr
             "chirality": obs.mean_chirality(spins, lattice),
             "abs_chirality": np.abs(obs.triangle_chirality(spins, lattice)).mean(-1),
             "domain_size": obs.domain_size(sign, lattice),
+            "spin_domain_size": obs.spin_domain_size(spins, lattice),
             "site_nn_correlation": obs.site_nn_correlation(spins, lattice)}
 
 
@@ -53,8 +54,10 @@ def plot_trajectory(path: str, outdir: str, replica: int = 0) -> list[str]:
         axes[1].plot(t, ser[k].mean(1), label=lab)
     axes[1].set(xlabel="t (hbar/t)", title="order parameters")
     axes[1].legend()
-    axes[2].loglog(t[1:], ser["domain_size"][1:].mean(1), "o-", ms=3)
-    axes[2].set(xlabel="t (hbar/t)", ylabel="L(t)", title="chiral domain size")
+    axes[2].loglog(t[1:], ser["domain_size"][1:].mean(1), "o-", ms=3, label="chirality-sign domains")
+    axes[2].loglog(t[1:], ser["spin_domain_size"][1:].mean(1), "s-", ms=3, label="spin order (S(q) peaks)")
+    axes[2].set(xlabel="t (hbar/t)", ylabel="L(t) (lattice spacings)", title="domain size")
+    axes[2].legend(fontsize=8)
     fig.tight_layout()
     written.append(os.path.join(outdir, "time_series.png"))
     fig.savefig(written[-1], dpi=120)
