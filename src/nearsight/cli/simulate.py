@@ -56,8 +56,8 @@ def run(args) -> int:
     lattice, model = physics_from(cfg)
     out = cfg["out"]
     parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent) and os.path.isdir(os.path.dirname(parent)):
-        os.makedirs(parent, exist_ok=True)  # one missing level (e.g. out/run/) is created
+    if not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)  # create the run directory
     check_writable(out)
     if cfg.get("plots"):
         os.makedirs(cfg["plots"], exist_ok=True)
