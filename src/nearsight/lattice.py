@@ -122,10 +122,7 @@ class Lattice:
 
     def check_cutoff(self, cutoff: float) -> None:
         """Raise if a disk of radius ``cutoff`` would wrap onto itself on this periodic lattice."""
-        o, _ = self.offsets_within(cutoff)
-        allo = np.concatenate([np.zeros((1, 2), dtype=o.dtype), o])
-        keys = (allo[:, 0] % self.L1) + self.L1 * (allo[:, 1] % self.L2)
-        if len(np.unique(keys)) != len(keys):
+        if self._wraps(cutoff, self.L1, self.L2):
             need = self.min_size(cutoff)
             raise NearsightError(
                 f"lattice {self.L1}x{self.L2} is too small for cutoff {cutoff:g}: a neighbour shell wraps onto "
@@ -134,13 +131,16 @@ class Lattice:
     def min_size(self, cutoff: float) -> int:
         """Smallest ``L`` such that an ``L x L`` lattice of this kind holds a disk of radius ``cutoff``."""
         L = 2
-        while True:
-            o, _ = self.offsets_within(cutoff)
-            allo = np.concatenate([np.zeros((1, 2), dtype=o.dtype), o])
-            keys = (allo[:, 0] % L) + L * (allo[:, 1] % L)
-            if len(np.unique(keys)) == len(keys):
-                return L
+        while self._wraps(cutoff, L, L):
             L += 1
+        return L
+
+    def _wraps(self, cutoff: float, L1: int, L2: int) -> bool:
+        """True if two offsets of the disk (the centre included) land on the same site of an L1 x L2 torus."""
+        o, _ = self.offsets_within(cutoff)
+        allo = np.concatenate([np.zeros((1, 2), dtype=o.dtype), o])
+        keys = (allo[:, 0] % L1) + L1 * (allo[:, 1] % L2)
+        return len(np.unique(keys)) != len(keys)
 
     def neighbors(self, cutoff: float) -> Neighbors:
         """Neighbour table of every site within ``cutoff`` (a clear error if the lattice is too small)."""
