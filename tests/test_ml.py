@@ -187,6 +187,14 @@ def test_float32_fields_agree_with_float64(model6, rng):
     assert rel < 1e-4
 
 
+def test_features_without_spread_are_not_amplified():
+    """A feature whose training-set spread is roundoff (it vanishes identically) is passed through unscaled,
+    so float32 roundoff in it cannot reach the network as an O(1) input; real spreads are standardized."""
+    head = SiteMLP(3, [4], "silu")
+    head.set_normalization(torch.zeros(3), torch.tensor([1e-7, 1e-15, 0.3]), e_ref=0.0, scale=1.0)
+    assert head.feature_std.tolist() == pytest.approx([1.0, 1.0, 0.3])
+
+
 # ------------------------------------------------------------------------------------------------ files
 def test_model_file_round_trip_on_any_size(model6, model_file, rng):
     m = load_model(model_file)

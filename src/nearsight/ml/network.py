@@ -20,6 +20,8 @@ from ..errors import NearsightError
 
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: a feature whose training-set spread is below this is treated as constant (not standardized)
+DEAD_FEATURE_STD = 1e-6
 
 
 def dtype_from_name(name: str) -> torch.dtype:
@@ -66,8 +68,11 @@ class SiteMLP(nn.Module):
     @torch.no_grad()
     def set_normalization(self, feature_mean, feature_std, e_ref: float, scale: float) -> None:
         std = torch.as_tensor(feature_std, dtype=self.feature_std.dtype)
-        # constant features (zero spread on the training set) are passed through unscaled
-        std = torch.where(std > 1e-8 * max(float(std.max()), 1e-30), std, torch.ones_like(std))
+        # constant features (no spread on the training set beyond roundoff) are passed through unscaled:
+        # dividing by a roundoff-sized spread would amplify float32 noise into O(1) inputs and make the
+        # energy jump. Features are dimensionless products of unit vectors, O(0.01-1) when they vary.
+        floor = max(DEAD_FEATURE_STD, 1e-8 * float(std.max()))
+        std = torch.where(std > floor, std, torch.ones_like(std))
         self.feature_mean.copy_(torch.as_tensor(feature_mean, dtype=self.feature_mean.dtype))
         self.feature_std.copy_(std)
         self.e_ref.fill_(float(e_ref))

@@ -169,14 +169,20 @@ def _models(c: dict, data: TrainingData, head: SiteMLP | None) -> dict:
 
 @torch.no_grad()
 def _normalize(head: SiteMLP, models: dict, data: TrainingData, device) -> None:
-    """Feature standardization, per-site energy reference and field scale from the training set only."""
+    """Feature standardization, per-site energy reference and field scale from the training set only.
+
+    The statistics are taken from float64 features whatever the model dtype: a feature that vanishes
+    identically (some reference phases of small-cutoff descriptors do, by symmetry) then has a spread at
+    float64 roundoff and is recognized as constant. Measured in float32 its spread was float32 roundoff
+    (~1e-7), and dividing by it amplified that roundoff to O(10) network inputs: a float32 model's energy then
+    jumped by ~0.05 between neighbouring configurations and damped LLG was not monotone.
+    """
     from ..electrons.base import transverse
     feats, e_site, hp = [], [], []
-    dtype = head.e_ref.dtype
     for fs in data.train:
         d = models[fs.lattice].descriptor
         for part in torch.split(fs.spins, 64):
-            feats.append(d(part.to(device, dtype)).reshape(-1, head.n_features).double().cpu())
+            feats.append(d(part.to(device, torch.float64)).reshape(-1, head.n_features).cpu())
         e_site.append(fs.energy / fs.lattice.N)
         hp.append(transverse(fs.fields, fs.spins).pow(2).sum(-1).reshape(-1))
     x = torch.cat(feats)
