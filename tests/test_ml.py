@@ -294,6 +294,24 @@ def test_model_on_wrong_lattice_kind(model_file, model6):
         provider_from_cli({"model": model_file}, Lattice("triangular", 6), None)
 
 
+@pytest.mark.parametrize("flags, needle", [
+    (["--model", "no-such-model"], "no-such-model"),
+    (["--lattice", "triangular"], "trained on the square lattice"),
+    (["--out", "/proc/forbidden/t.h5"], "forbidden"),
+])
+def test_simulate_with_ml_rejects_bad_input_before_any_work(model_file, tmp_path, capsys, flags, needle):
+    """The README's main command (simulate --solver ml): a model name that does not exist, a lattice the model was
+    not trained for, an output path that cannot be written -> one clear line, exit 2, no trajectory written."""
+    from nearsight.cli import main
+    base = {"--model": model_file, "--lattice": KIND, "--out": str(tmp_path / "t.h5")}
+    base.update(dict(zip(flags[::2], flags[1::2])))
+    argv = ["simulate", "--solver", "ml", "--size", "6", "--steps", "3"] + [x for kv in base.items() for x in kv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_lattice_too_small_for_the_cutoff(model_file):
     with pytest.raises(NearsightError, match="too small for cutoff"):
         load_model(model_file, Lattice(KIND, 3))

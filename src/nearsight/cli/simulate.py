@@ -51,20 +51,26 @@ def initial_spins(cfg: dict, lattice) -> np.ndarray:
     return make_state(init, lattice, seed=cfg["seed"], noise=cfg["noise"], batch=cfg["replicas"])
 
 
+def _make_dir(path: str, flag: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise NearsightError(f"cannot create the directory {path!r} for {flag} ({exc.strerror}); choose a "
+                             f"writable location") from None
+
+
 def run(args) -> int:
     cfg = merged(args, load_config(args.config), DEFAULTS)
     lattice, model = physics_from(cfg)
     out = cfg["out"]
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)  # create the run directory
+    if os.path.exists(out) and not cfg.get("resume"):
+        raise NearsightError(f"{out!r} exists; choose another --out, delete it, or pass --resume")
+    provider = build_provider(cfg, lattice, model)   # model name, card and lattice checked before anything is written
+    _make_dir(os.path.dirname(os.path.abspath(out)), "--out")
     check_writable(out)
     if cfg.get("plots"):
-        os.makedirs(cfg["plots"], exist_ok=True)
+        _make_dir(cfg["plots"], "--plots")
         check_writable(os.path.join(cfg["plots"], "x.png"))
-    if os.path.exists(out) and not cfg.get("resume"):
-        raise NearsightError(f"{out!r} exists; choose another --out or delete it")
-    provider = build_provider(cfg, lattice, model)
     spins0 = initial_spins(cfg, lattice)
 
     def status(step, t, spins, res):
