@@ -7,7 +7,7 @@ from ..errors import NearsightError
 from ..hamiltonian import SDModel
 from ..lattice import LATTICES, Lattice
 
-SOLVERS = ("ed", "kpm", "ml")
+SOLVERS = ("ed", "kpm", "ml", "negf")
 
 
 def parse_vector(text: str) -> tuple[float, float, float]:
@@ -43,6 +43,8 @@ def add_solver_args(p: argparse.ArgumentParser, *, solvers=SOLVERS) -> None:
     g.add_argument("--probe-distance", type=int, default=None, help="KPM: colouring distance of probing vectors")
     g.add_argument("--vectors", type=int, default=None, help="KPM: use R random vectors instead of probing")
     g.add_argument("--model", type=str, default=None, help="ML: shipped model name or path to a model file")
+    g.add_argument("--bias", type=float, default=None,
+                   help="NEGF: bias V, leads at mu +- V/2 (square lattice read as a strip open along x)")
     g.add_argument("--device", type=str, default=None, help="torch device (cpu, cuda)")
 
 
@@ -62,8 +64,13 @@ def physics_from(cfg: dict) -> tuple[Lattice, SDModel | None]:
 
 
 def build_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
-    """The field provider named by ``cfg['solver']`` (ed, kpm, ml) for this lattice and model."""
+    """The field provider named by ``cfg['solver']`` (ed, kpm, ml, negf) for this lattice and model.
+
+    ``negf`` reads a square ``L1 x L2`` lattice as a strip open along x (leads at both ends, bias ``cfg['bias']``)
+    and periodic along y."""
     solver = cfg.get("solver") or "ed"
+    if cfg.get("bias") is not None and solver != "negf":
+        raise NearsightError(f"--bias applies to --solver negf only (got --solver {solver})")
     if solver == "ml":
         from ..ml.provider import provider_from_cli
         return provider_from_cli(cfg, lattice, model)
@@ -76,6 +83,9 @@ def build_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
         from ..electrons.kpm import KPMProvider
         kw = {k: cfg[k] for k in ("moments", "probe_distance", "vectors", "device") if cfg.get(k) is not None}
         return KPMProvider(lattice, model, **kw)
+    if solver == "negf":
+        from ..electrons.negf import NEGFProvider
+        return NEGFProvider(lattice, model, bias=cfg.get("bias") or 0.0)
     raise NearsightError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
 
 

@@ -2,7 +2,9 @@
 
 Reads spins ``[N, 3]`` from a ``.npy`` file and writes ``energy`` (float64 scalar) and ``fields`` ``[N, 3]`` to
 an ``.npz``: ``nearsight fields --lattice triangular --size 12 --J 2 --filling 0.25 --kT 0.01 --solver ed
---spins s.npy --out f.npz``.
+--spins s.npy --out f.npz``. ``--solver negf --bias V`` (square lattice, grand canonical, ``kT > 0``) reads the
+``L1 x L2`` lattice as a strip open along x between two leads at ``mu +- V/2``; its fields are not a gradient and
+its energy is the sample band energy (see :mod:`nearsight.electrons.negf`).
 """
 from __future__ import annotations
 
