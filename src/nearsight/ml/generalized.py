@@ -1,0 +1,548 @@
+"""The generalized-potential model: a learned *driven* (nonconservative) exchange field on a strip between leads.
+
+Under a bias the steady-state exchange field is not a gradient (:class:`~nearsight.electrons.negf.NEGFProvider`,
+``conservative = False``). Its transverse part is written as a conservative plus a nonconservative part,
+
+    h_perp_i = P_i (-dV/dS_i)  +  S_i x (-dW/dS_i),        P_i = 1 - S_i S_i^T,
+    V = sum_i v_i,   W = sum_i w_i,   v_i = v(z_i),  w_i = w(z_i)   (two per-site MLPs, as in SiteEnergyModel)
+
+with ``z_i`` the symmetry-invariant descriptor of site ``i`` plus a few *driven-geometry inputs* (below). Both parts
+are transverse by construction (``S_i . h_i = 0`` exactly; the longitudinal part of a label is never learned and
+does not move the spin). In the LLG equation ``dS/dt = -S x h`` the two parts act differently:
+
+* ``V`` generates a Hamiltonian flow, ``dS_i/dt = S_i x dV/dS_i``: it conserves ``V`` (field-like torque);
+* ``W`` generates a gradient flow, ``dS_i/dt = -P_i dW/dS_i``: it lowers ``W`` at the rate ``sum_i |P_i dW/dS_i|^2``
+  (damping-like / anti-damping torque; the sign of ``w`` decides which).
+
+**Uniqueness.** If two pairs give the same field, the differences satisfy ``P_i grad_i dV = -S_i x grad_i dW`` for
+every ``i``: with all other spins fixed, ``dV + i dW`` is (anti)holomorphic in ``S_i`` on the Riemann sphere, hence
+constant, so ``V`` and ``W`` are unique up to additive constants — for any smooth ``V``, ``W``, including the
+degenerate case where one of them is zero. Only the constants are undetermined: the energy this model returns is
+``V`` with an arbitrary offset (``fit_generalized`` trains on fields only; the offset is 0 at initialization).
+Not every transverse field is of this form, and on finite data the split is only as sharp as the data constrain it.
+
+**Inputs beyond the descriptor** (concatenated to the descriptor features of strip site ``(x, y)``):
+
+* ``bias`` V (one scalar per configuration) so one model covers several biases;
+* lead proximity ``exp(-x/lam)`` and ``exp(-(Lx-1-x)/lam)`` for each ``lam`` in ``lead_scales`` (0 on a periodic
+  lattice: leads at infinity). They depend on ``x`` only, never on ``y``: the model stays translation invariant
+  along ``y`` and reflection invariant about ``y``; along ``x`` the strip is not translation invariant, and these
+  inputs tell the network so, with a decay that makes the model transferable to longer strips;
+* ``polar`` (default on): two current-direction features, ``S_i . (S_{i+x} - S_{i-x})`` and
+  ``S_i . (S_{i+x+y} + S_{i+x-y} - S_{i-x+y} - S_{i-x-y})``. The descriptor is invariant under the site point
+  group, including the mirror ``x -> -x``, so without them a site far from the leads could not tell the
+  direction of the current, while the bias breaks exactly that mirror. They are O(3) invariant, ``y``-translation
+  and ``y``-mirror invariant, and odd under ``x -> -x``.
+
+With ``mirror_symmetric=True`` (default) every site network is averaged over the inputs and their image under the
+mirror ``x -> Lx-1-x`` combined with ``V -> -V`` (lead features swapped, polar features negated). That is an exact
+symmetry of the two-terminal s-d strip with identical leads (``mu_L,R = mu +- V/2``; no spin-orbit coupling, so the
+spatial mirror does not act on spins), and the model then has it exactly.
+
+**Open boundary.** The :class:`~nearsight.descriptors.Descriptor` needs a periodic :class:`Lattice`. A
+:class:`~nearsight.electrons.negf.Strip` ``(Lx, Ly)`` is embedded in the periodic square lattice
+``(Lx + 2 pad) x Ly``, ``pad = ceil(receptive radius)``, whose padding columns hold **zero vectors**: the NEGF leads
+carry no local spins, and a zero spin contributes nothing to any bond or chirality, so a site near a lead sees
+"no spin" there (not a copy of the edge, not a fixed direction — a fixed direction would break spin-rotation
+invariance). ``pad`` is at least the receptive radius, so no site sees across the periodic seam, and only strip sites
+contribute to ``V`` and ``W``. A periodic :class:`~nearsight.lattice.Lattice` (square) is used as it is (bulk:
+leads at infinity, lead features 0). NOTE: unlike ``NEGFProvider``, a ``Lattice`` here means *periodic*.
+
+**Limitations.** (1) The linearization of any ``P grad V`` or ``S x grad W`` about a uniform state is a symmetric
+(Hessian) operator, so torques whose linear part is antisymmetric — the Zhang–Li adiabatic and non-adiabatic
+spin-transfer torques ``~ (j.grad) S`` and ``S x (j.grad) S`` of a smooth texture — are *not* of this form for any
+local or nonlocal ``V``, ``W``; the model can only approximate them through nonlinear terms. Measure the held-out
+error on NEGF labels before trusting it. (2) The descriptor is O(3) invariant, ``S -> -S`` included, so the
+conservative part is odd and the nonconservative part even under global spin inversion; a biased steady state is
+not time-reversal symmetric and its field may contain parts of the other parity (SO(3) pseudoscalar, chirality-odd
+terms), which are not represented. (3) Square lattice only (the NEGF strip is square); the strip width ``Ly`` must
+hold the descriptor cutoff (narrow strips, where the periodic images along ``y`` are physical, are not supported).
+(4) Biases outside the trained range are extrapolation.
+"""
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..descriptors import Descriptor, build_descriptor
+from ..electrons.base import FieldProvider, FieldResult, transverse
+from ..electrons.negf import Strip
+from ..errors import NearsightError
+from ..io import atomic_path
+from ..lattice import Lattice
+from .cards import FORMAT as BP_FORMAT
+from .cards import resolve_model_path
+from .network import SiteMLP, dtype_from_name, dtype_name
+
+def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
+    """``|h_perp_pred - h_perp_ref|^2`` per site, as :func:`nearsight.training.loss.transverse_sq_error` (not
+    imported from there: ``training`` sits below ``ml`` in the package's import order)."""
+    return transverse(h_pred - h_ref, spins).pow(2).sum(-1)
+
+
+__all__ = ["GeneralizedPotentialModel", "GeneralizedMLProvider", "fit_generalized", "save_generalized",
+           "load_generalized", "generalized_card"]
+
+FORMAT, VERSION, KIND = "nearsight-generalized-model", 1, "generalized"
+REQUIRED_CARD_KEYS = ("kind", "geometry", "t", "J", "kT", "training_data")
+N_POLAR = 2
+
+
+def _geometry_info(geometry) -> dict:
+    if isinstance(geometry, Strip):
+        return {"type": "strip", "Lx": geometry.Lx, "Ly": geometry.Ly}
+    if isinstance(geometry, Lattice):
+        if geometry.kind != "square":
+            raise NearsightError(f"the generalized-potential model supports the square lattice only (the NEGF strip "
+                                 f"is square), got {geometry.kind!r}")
+        return {"type": "periodic", "Lx": geometry.L1, "Ly": geometry.L2}
+    raise NearsightError(f"geometry must be a Strip(Lx, Ly) (open along x, periodic along y) or a periodic square "
+                         f"Lattice, got {type(geometry).__name__}")
+
+
+def geometry_from_info(info: dict):
+    try:
+        kind, Lx, Ly = info["type"], int(info["Lx"]), int(info["Ly"])
+    except (KeyError, TypeError, ValueError):
+        raise NearsightError(f"card geometry must be {{type: strip|periodic, Lx, Ly}}, got {info!r}") from None
+    if kind == "strip":
+        return Strip(Lx, Ly)
+    if kind == "periodic":
+        return Lattice("square", Lx, Ly)
+    raise NearsightError(f"card geometry type must be 'strip' or 'periodic', got {kind!r}")
+
+
+class GeneralizedPotentialModel(nn.Module):
+    """``h_perp = P(-dV/dS) + S x (-dW/dS)`` with ``V``, ``W`` sums of per-site MLPs (see the module docstring).
+
+    Parameters
+    ----------
+    geometry : Strip or Lattice
+        An open-x / periodic-y :class:`Strip`, or a periodic square :class:`Lattice` (leads at infinity).
+    descriptor : dict, optional
+        Descriptor options (``{"cutoff": 2.0, ...}``) or a :meth:`Descriptor.config` dict. Default: the
+        descriptor defaults (cutoff 6).
+    hidden, activation : sizes and activation of both site MLPs.
+    lead_scales : decay lengths ``lam`` of the lead-proximity inputs ``exp(-d/lam)`` (may be empty).
+    polar : add the two current-direction inputs (odd under ``x -> -x``).
+    mirror_symmetric : average each site network over the mirror ``x -> Lx-1-x`` with ``V -> -V``.
+    """
+
+    def __init__(self, geometry, descriptor: dict | None = None, *, hidden=(32, 32), activation: str = "silu",
+                 lead_scales=(1.0, 3.0), polar: bool = True, mirror_symmetric: bool = True,
+                 heads: tuple[SiteMLP, SiteMLP] | None = None, card: dict | None = None):
+        super().__init__()
+        self.geometry_info = _geometry_info(geometry)
+        self.geometry = geometry
+        try:
+            self.lead_scales = tuple(float(s) for s in lead_scales)
+        except (TypeError, ValueError):
+            raise NearsightError(f"lead_scales must be a list of positive lengths, got {lead_scales!r}") from None
+        if any(not math.isfinite(s) or s <= 0 for s in self.lead_scales):
+            raise NearsightError(f"lead_scales must be positive finite lengths, got {list(lead_scales)!r}")
+        self.polar, self.mirror_symmetric = bool(polar), bool(mirror_symmetric)
+        self.descriptor, self.pad, self.padded = self._build_descriptor(dict(descriptor or {}))
+        self.n_extra = 1 + 2 * len(self.lead_scales) + (N_POLAR if self.polar else 0)
+        n_in = int(self.descriptor.n_features) + self.n_extra
+        if heads is None:
+            heads = (SiteMLP(n_in, hidden, activation), SiteMLP(n_in, hidden, activation))
+        if any(h.n_features != n_in for h in heads):
+            raise NearsightError(f"the site networks expect {heads[0].n_features} inputs but the descriptor and the "
+                                 f"driven inputs give {n_in}; the model file does not match its settings")
+        self.v_head, self.w_head = heads
+        self.card = dict(card or {})
+        self._build_tables()
+
+    # ------------------------------------------------------------------------------------------ construction
+    def _build_descriptor(self, opts: dict):
+        g = self.geometry_info
+        strip = g["type"] == "strip"
+
+        def make(pad):
+            lat = Lattice("square", g["Lx"] + 2 * pad, g["Ly"])
+            if "kind" in opts:
+                return build_descriptor(opts, lat)
+            return Descriptor(lat, **opts)
+
+        requested = float(opts.get("cutoff", 6.0) or 6.0)
+        pad = math.ceil(requested - 1e-9) if strip else 0
+        try:
+            desc = make(pad)
+            if strip and desc.cutoff > pad + 1e-9:       # receptive radius beyond the request: pad further
+                pad = math.ceil(desc.cutoff - 1e-9)
+                desc = make(pad)
+        except NearsightError as exc:
+            raise NearsightError(f"{exc} — for the {g['type']} geometry {g['Lx']}x{g['Ly']} "
+                                 f"(padded along x to {g['Lx'] + 2 * pad}): the width Ly must hold the descriptor "
+                                 f"cutoff; use a wider strip or a smaller cutoff") from None
+        return desc, pad, desc.lattice
+
+    def _build_tables(self):
+        g, lat = self.geometry_info, self.padded
+        Lx, Ly = g["Lx"], g["Ly"]
+        i = np.arange(Lx * Ly)
+        x, y = i % Lx, i // Lx
+        self._site = torch.as_tensor(lat.index(x + self.pad, y))            # strip site -> padded site
+        nb = {k: torch.as_tensor(lat.index(x + self.pad + dx, y + dy))
+              for k, (dx, dy) in {"px": (1, 0), "mx": (-1, 0), "pxpy": (1, 1), "pxmy": (1, -1),
+                                  "mxpy": (-1, 1), "mxmy": (-1, -1)}.items()}
+        self._nb = nb
+        if g["type"] == "strip" and self.lead_scales:
+            lead = [np.exp(-x / s) for s in self.lead_scales] + [np.exp(-(Lx - 1 - x) / s) for s in self.lead_scales]
+            self._lead = torch.as_tensor(np.stack(lead, -1), dtype=torch.float64)      # [N, 2k]
+        else:
+            self._lead = torch.zeros(Lx * Ly, 2 * len(self.lead_scales), dtype=torch.float64)
+
+    def on_geometry(self, geometry) -> "GeneralizedPotentialModel":
+        """The same networks on another strip or periodic square lattice (descriptor rebuilt, weights shared)."""
+        if _geometry_info(geometry) == self.geometry_info:
+            return self
+        m = GeneralizedPotentialModel(geometry, self.descriptor.config(), lead_scales=self.lead_scales,
+                                      polar=self.polar, mirror_symmetric=self.mirror_symmetric,
+                                      heads=(self.v_head, self.w_head), card=self.card)
+        return m.to(dtype=self.dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.v_head.e_ref.dtype
+
+    @property
+    def N(self) -> int:
+        return self.geometry_info["Lx"] * self.geometry_info["Ly"]
+
+    @property
+    def cutoff(self) -> float:
+        """Receptive radius of a site term ``v_i``, ``w_i`` (a field sees twice this)."""
+        return float(self.descriptor.cutoff)
+
+    def settings(self) -> dict:
+        return {"hidden": list(self.v_head.hidden), "activation": self.v_head.activation,
+                "lead_scales": list(self.lead_scales), "polar": self.polar,
+                "mirror_symmetric": self.mirror_symmetric, "n_features": self.v_head.n_features,
+                "dtype": dtype_name(self.dtype)}
+
+    # ----------------------------------------------------------------------------------------------- inputs
+    def _check(self, spins, bias):
+        if not isinstance(spins, torch.Tensor) or not spins.is_floating_point():
+            raise NearsightError("spins must be a floating-point torch tensor of shape [B, N, 3] or [N, 3]")
+        single = spins.dim() == 2
+        s = spins.unsqueeze(0) if single else spins
+        if s.dim() != 3 or s.shape[1] != self.N or s.shape[2] != 3:
+            raise NearsightError(f"spins have shape {tuple(spins.shape)}; expected [B, {self.N}, 3] (or "
+                                 f"[{self.N}, 3]) for the {self.geometry_info['type']} geometry "
+                                 f"{self.geometry_info['Lx']}x{self.geometry_info['Ly']}")
+        if bias is None:
+            raise NearsightError("bias is required: the driven fields depend on the bias V (mu_L,R = mu +- V/2); "
+                                 "pass a number or one value per configuration (0 for equilibrium)")
+        b = torch.as_tensor(bias, dtype=s.dtype, device=s.device)
+        if b.dim() == 0:
+            b = b.expand(s.shape[0])
+        if b.dim() != 1 or b.shape[0] != s.shape[0]:
+            raise NearsightError(f"bias must be a number or have one value per configuration ({s.shape[0]}), "
+                                 f"got shape {tuple(b.shape)}")
+        if not bool(torch.isfinite(b).all()):
+            raise NearsightError("bias must be finite")
+        return s, b, single
+
+    def inputs(self, spins: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Site inputs ``z`` and their mirror images ``z'`` (``[B, N, F + extra]``) for a checked batch."""
+        B, N = spins.shape[0], self.N
+        padded = spins.new_zeros(B, self.padded.N, 3).index_copy(1, self._site.to(spins.device), spins)
+        desc = self.descriptor(padded).index_select(1, self._site.to(spins.device))
+        lead = self._lead.to(dtype=spins.dtype, device=spins.device).expand(B, N, -1)
+        k = len(self.lead_scales)
+        v = bias[:, None, None].expand(B, N, 1)
+        parts, mparts = [desc, v, lead], [desc, -v, torch.cat([lead[..., k:], lead[..., :k]], -1)]
+        if self.polar:
+            nb = {key: padded.index_select(1, idx.to(spins.device)) for key, idx in self._nb.items()}
+            p1 = (spins * (nb["px"] - nb["mx"])).sum(-1)
+            p2 = (spins * (nb["pxpy"] + nb["pxmy"] - nb["mxpy"] - nb["mxmy"])).sum(-1)
+            pol = torch.stack([p1, p2], -1)
+            parts.append(pol)
+            mparts.append(-pol)
+        return torch.cat(parts, -1), torch.cat(mparts, -1)
+
+    def _heads(self, z, zm, b, head: SiteMLP, odd_bias: bool) -> torch.Tensor:
+        """One site network on inputs ``z`` (averaged with the mirror images ``zm``); ``w`` carries the bias."""
+        out = head.fluctuation(z)
+        if self.mirror_symmetric:
+            out = 0.5 * (out - head.fluctuation(zm)) if odd_bias else 0.5 * (out + head.fluctuation(zm))
+        return b[:, None] * out if odd_bias else out
+
+    def site_terms(self, spins: torch.Tensor, bias) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(v, w)``, each ``[B, N]``: the site terms of ``V`` and ``W``; ``w_i = bias * MLP_w(z_i)``."""
+        s, b, _ = self._check(spins, bias)
+        s, b = s.to(self.dtype), b.to(self.dtype)
+        z, zm = self.inputs(s, b)
+        return self._heads(z, zm, b, self.v_head, False), self._heads(z, zm, b, self.w_head, True)
+
+    def potentials(self, spins: torch.Tensor, bias) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(V, W)``, each ``[B]`` (summed in float64; ``N e_ref`` added), or scalars for unbatched spins."""
+        single = isinstance(spins, torch.Tensor) and spins.dim() == 2
+        v, w = self.site_terms(spins, bias)
+        n = v.shape[-1]
+        V = v.to(torch.float64).sum(-1) + n * self.v_head.e_ref.to(torch.float64)
+        W = w.to(torch.float64).sum(-1) + n * self.w_head.e_ref.to(torch.float64)
+        return (V[0], W[0]) if single else (V, W)
+
+    forward = potentials
+
+    # ----------------------------------------------------------------------------------------------- fields
+    def evaluate(self, spins: torch.Tensor, bias, create_graph: bool = False) -> dict:
+        """``V``, ``W`` ``[B]`` and the two field parts ``h_conservative``, ``h_nonconservative`` ``[B, N, 3]``.
+
+        Both parts use the spins as given (unit vectors expected). ``create_graph=True`` keeps the graph (training).
+        """
+        s0, b, single = self._check(spins, bias)
+        B = s0.shape[0]
+        with torch.enable_grad():
+            s = s0.to(self.dtype)
+            s = s if s.requires_grad else s.detach().requires_grad_(True)
+            b = b.to(self.dtype)
+            # one backward pass for both gradients: V on a first copy of the batch, W on a second
+            s2 = torch.cat([s, s])
+            z, zm = self.inputs(s2, torch.cat([b, b]))
+            v = self._heads(z[:B], zm[:B], b, self.v_head, False)
+            w = self._heads(z[B:], zm[B:], b, self.w_head, True)
+            n = v.shape[-1]
+            V = v.to(torch.float64).sum(-1) + n * self.v_head.e_ref.to(torch.float64)
+            W = w.to(torch.float64).sum(-1) + n * self.w_head.e_ref.to(torch.float64)
+            (g,) = torch.autograd.grad(V.sum() + W.sum(), s2, create_graph=create_graph)
+            hc = transverse(-g[:B], s)
+            hn = torch.cross(s, -g[B:], dim=-1)
+        out = {"V": V, "W": W, "h_conservative": hc, "h_nonconservative": hn}
+        if not create_graph:
+            out = {k: t.detach() for k, t in out.items()}
+        if single:
+            out = {k: t[0] for k, t in out.items()}
+        return out
+
+    def parts(self, spins: torch.Tensor, bias, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(P(-dV/dS), S x (-dW/dS))``, each ``[B, N, 3]`` (or ``[N, 3]``)."""
+        r = self.evaluate(spins, bias, create_graph)
+        return r["h_conservative"], r["h_nonconservative"]
+
+    def fields(self, spins: torch.Tensor, bias, create_graph: bool = False) -> torch.Tensor:
+        """The transverse field ``h_perp = P(-dV/dS) + S x (-dW/dS)`` ``[B, N, 3]`` (or ``[N, 3]``)."""
+        hc, hn = self.parts(spins, bias, create_graph)
+        return hc + hn
+
+    @torch.no_grad()
+    def set_normalization(self, spins: torch.Tensor, bias, scale: float) -> None:
+        """Standardize the site inputs on ``spins``/``bias`` (both mirror images) and set both heads' scale."""
+        s, b, _ = self._check(spins, bias)
+        z, zm = self.inputs(s.to(self.dtype), b.to(self.dtype))
+        zz = torch.cat([z, zm] if self.mirror_symmetric else [z]).reshape(-1, z.shape[-1])
+        rms_bias = float(b.pow(2).mean().sqrt())
+        self.v_head.set_normalization(zz.mean(0), zz.std(0), e_ref=0.0, scale=scale)
+        self.w_head.set_normalization(zz.mean(0), zz.std(0), e_ref=0.0,
+                                      scale=scale / rms_bias if rms_bias > 0 else scale)
+
+    def extra_repr(self) -> str:
+        g = self.geometry_info
+        return (f"{g['type']} {g['Lx']}x{g['Ly']} (pad {self.pad}), cutoff={self.cutoff:g}, "
+                f"lead_scales={list(self.lead_scales)}, polar={self.polar}, mirror_symmetric={self.mirror_symmetric}")
+
+
+# ------------------------------------------------------------------------------------------------- training
+def fit_generalized(model: GeneralizedPotentialModel, spins, fields, bias, *, epochs: int = 100, lr: float = 3e-3,
+                    batch_size: int = 16, seed: int = 0, lr_min_factor: float = 0.05, weight_decay: float = 0.0,
+                    normalize: bool = True) -> dict:
+    """Fit ``model`` to field labels with Adam on the transverse-field MSE (``training.loss``), cosine lr decay.
+
+    ``spins``, ``fields``: ``[M, N, 3]`` (only the part of ``fields`` transverse to the spins is used); ``bias``: a
+    number or ``[M]``. ``normalize`` first standardizes the inputs on these configurations and sets the output
+    scale to the RMS transverse label. Returns ``{"loss": [per epoch], "transverse_rms_ratio": final}`` (on the
+    training set; the caller holds data out).
+    """
+    S = torch.as_tensor(np.asarray(spins) if not isinstance(spins, torch.Tensor) else spins)
+    H = torch.as_tensor(np.asarray(fields) if not isinstance(fields, torch.Tensor) else fields)
+    S, H = S.to(model.dtype), H.to(model.dtype)
+    if S.dim() != 3 or H.shape != S.shape:
+        raise NearsightError(f"spins and fields must both be [M, N, 3] arrays of the same shape, got "
+                             f"{tuple(S.shape)} and {tuple(H.shape)}")
+    _, b, _ = model._check(S, bias)
+    if not (isinstance(epochs, int) and epochs >= 0 and isinstance(batch_size, int) and batch_size >= 1):
+        raise NearsightError(f"epochs must be an integer >= 0 and batch_size >= 1, got {epochs!r}, {batch_size!r}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise NearsightError(f"lr must be a positive number, got {lr!r}")
+    ref = float(transverse(H, S).pow(2).sum(-1).mean()) ** 0.5
+    if normalize:
+        model.set_normalization(S, b, scale=ref if ref > 0 else 1.0)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history = []
+    M = S.shape[0]
+    model.train()
+    for epoch in range(epochs):
+        c = 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+        for grp in opt.param_groups:
+            grp["lr"] = lr * (lr_min_factor + (1 - lr_min_factor) * c)
+        order, total = torch.randperm(M, generator=gen), 0.0
+        for k in range(0, M, batch_size):
+            idx = order[k:k + batch_size]
+            h = model.fields(S[idx], b[idx], create_graph=True)
+            loss = transverse_sq_error(h, H[idx], S[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        history.append(total / M)
+    model.eval()
+    err = sum(float(transverse_sq_error(model.fields(S[k:k + 64], b[k:k + 64]), H[k:k + 64], S[k:k + 64]).sum())
+              for k in range(0, M, 64))
+    ratio = (err / float(transverse(H, S).pow(2).sum())) ** 0.5 if ref > 0 else float("nan")
+    return {"loss": history, "transverse_rms_ratio": ratio}
+
+
+# ------------------------------------------------------------------------------------------------ model files
+def generalized_card(model: GeneralizedPotentialModel, **physics) -> dict:
+    """A card for ``model``: ``kind: generalized``, its geometry and settings, and the given physics keys
+    (``t, J, kT, mu`` or ``filling``, ``B``, ``biases`` trained on, ``training_data``, ``name``, ...)."""
+    card = {"kind": KIND, "geometry": dict(model.geometry_info), "cutoff": model.cutoff,
+            "n_features": int(model.descriptor.n_features), "inputs": model.settings(),
+            "dtype": dtype_name(model.dtype), "nearsight_version": __version__}
+    card.update(physics)
+    card.setdefault("training_data", {})
+    return card
+
+
+def validate_generalized_card(card, where: str = "model card") -> dict:
+    if not isinstance(card, dict):
+        raise NearsightError(f"{where} is not a dictionary; the model file is incompatible — retrain it")
+    if card.get("kind") != KIND:
+        raise NearsightError(f"{where} has kind {card.get('kind')!r}, not {KIND!r}: it is not a generalized-potential "
+                             f"(driven-field) model; conservative Behler–Parrinello models load with "
+                             f"nearsight.ml.load_model")
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if (card.get("filling") is None) == (card.get("mu") is None):
+        missing.append("filling or mu (exactly one)")
+    if missing:
+        raise NearsightError(f"{where} lacks {', '.join(missing)}; give the physics of the labels "
+                             f"(generalized_card(model, t=..., J=..., kT=..., mu=...))")
+    return card
+
+
+def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) -> str:
+    """Write the model file atomically; ``card`` must be a generalized card (:func:`generalized_card`)."""
+    validate_generalized_card(card)
+    payload = {"format": FORMAT, "version": VERSION, "card": card, "descriptor": model.descriptor.config(),
+               "settings": model.settings(),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in
+                              {**{f"v.{k}": t for k, t in model.v_head.state_dict().items()},
+                               **{f"w.{k}": t for k, t in model.w_head.state_dict().items()}}.items()}}
+    with atomic_path(str(path)) as tmp:
+        torch.save(payload, tmp)
+    return str(path)
+
+
+def load_generalized(name_or_path: str, geometry=None) -> GeneralizedPotentialModel:
+    """Load a generalized-potential model on ``geometry`` (default: the card's). Bad files raise NearsightError."""
+    path = str(resolve_model_path(name_or_path))
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NearsightError(f"model file {path!r} does not exist") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
+            KeyError, IndexError) as exc:
+        raise NearsightError(f"model file {path!r} is corrupt or not a torch file ({type(exc).__name__})") from None
+    except Exception as exc:
+        raise NearsightError(f"model file {path!r} cannot be loaded safely ({type(exc).__name__})") from None
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == BP_FORMAT:
+        raise NearsightError(f"{path!r} is a conservative Behler–Parrinello model (card kind "
+                             f"{(payload.get('card') or {}).get('kind', 'bp')!r}), not a {KIND!r} model; load it "
+                             f"with nearsight.ml.load_model")
+    if fmt != FORMAT:
+        raise NearsightError(f"{path!r} is not a nearsight generalized-potential model file (format {fmt!r})")
+    if payload.get("version") != VERSION:
+        raise NearsightError(f"model file {path!r} has version {payload.get('version')!r}; this nearsight reads "
+                             f"{VERSION} — retrain it")
+    card = validate_generalized_card(payload.get("card"), f"the card in {path!r}")
+    st = payload.get("settings") or {}
+    dtype = dtype_from_name(st.get("dtype", "float32"))
+    try:
+        heads = []
+        for tag in ("v", "w"):
+            h = SiteMLP(int(st["n_features"]), st["hidden"], st["activation"]).to(dtype)   # dtype first: no rounding
+            h.load_state_dict({k[2:]: t for k, t in payload["state_dict"].items() if k.startswith(tag + ".")})
+            heads.append(h)
+        geometry = geometry_from_info(card["geometry"]) if geometry is None else geometry
+        model = GeneralizedPotentialModel(geometry, payload["descriptor"], lead_scales=st["lead_scales"],
+                                          polar=st["polar"], mirror_symmetric=st["mirror_symmetric"],
+                                          heads=tuple(heads), card=card)
+    except NearsightError as exc:
+        raise NearsightError(f"model {path!r}: {exc}") from None
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise NearsightError(f"model file {path!r} is incompatible ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+    model = model.to(dtype=dtype)
+    model.requires_grad_(False)
+    model.card.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    model.card["path"] = path
+    return model.eval()
+
+
+# -------------------------------------------------------------------------------------------------- provider
+class GeneralizedMLProvider(FieldProvider):
+    """A :class:`GeneralizedPotentialModel` at a fixed ``bias`` on the field-provider interface.
+
+    ``fields`` = ``P(-dV/dS) + S x (-dW/dS)`` (transverse only); ``energy`` = ``V``, the conservative potential
+    (up to an arbitrary constant; it is *not* a potential of the returned fields — hence ``conservative = False``);
+    extras: ``nonconservative_potential`` ``W`` and the two field parts ``conservative_fields``,
+    ``nonconservative_fields``. ``geometry`` (default: the model's) is a Strip or a periodic square Lattice.
+    """
+
+    name = "ml-generalized"
+    conservative = False
+
+    def __init__(self, model: GeneralizedPotentialModel | str, geometry=None, *, bias=None, device: str | None = None,
+                 chunk: int = 64):
+        if isinstance(model, str):
+            model = load_generalized(model, geometry)
+        if not isinstance(model, GeneralizedPotentialModel):
+            raise NearsightError(f"model must be a GeneralizedPotentialModel or a model file, got "
+                                 f"{type(model).__name__}")
+        if bias is None:
+            raise NearsightError("GeneralizedMLProvider needs bias=V (a number; 0 for equilibrium): the driven "
+                                 "fields depend on it")
+        try:
+            self.bias = float(bias)
+        except (TypeError, ValueError):
+            raise NearsightError(f"bias must be a number, got {bias!r}") from None
+        if not math.isfinite(self.bias):
+            raise NearsightError(f"bias must be finite, got {bias!r}")
+        self._device = torch.device(device or "cpu")
+        self.model = model.on_geometry(geometry if geometry is not None else model.geometry).to(self._device)
+        self.model.requires_grad_(False)
+        self.lattice = self.model.geometry
+        self.card = self.model.card
+        self.chunk = max(1, int(chunk))
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def field_radius(self) -> float:
+        return 2.0 * self.model.cutoff
+
+    def _compute(self, spins: torch.Tensor) -> FieldResult:
+        outs = [self.model.evaluate(part, self.bias) for part in torch.split(spins, self.chunk)]
+        cat = {k: torch.cat([o[k] for o in outs]).to(torch.float64) for k in outs[0]}
+        return FieldResult(cat["V"], cat["h_conservative"] + cat["h_nonconservative"],
+                           {"nonconservative_potential": cat["W"], "conservative_fields": cat["h_conservative"],
+                            "nonconservative_fields": cat["h_nonconservative"]})
+
+    def describe(self) -> dict:
+        g = self.model.geometry_info
+        d = {"provider": self.name, "lattice": g["type"], "L1": g["Lx"], "L2": g["Ly"], "bias": self.bias,
+             "model": self.card.get("name"), "model_path": self.card.get("path"), "cutoff": self.model.cutoff}
+        d.update({k: self.card[k] for k in ("t", "J", "kT", "mu", "filling") if self.card.get(k) is not None})
+        return d
