@@ -59,6 +59,16 @@ def test_split_keeps_whole_trajectories_apart(data):
     s = td.summary()
     assert s["n_frames"] == 110 and s["lattice_sizes"] == [[6, 6]] and s["provider"] == "ed"
     assert td.physics["kT"] == 0.01 and td.physics["filling"] == 0.485 and td.physics["J"] == 6.0
+    assert s["datasets"] == ["a.h5", "b.h5"] and set(s["val_datasets"]) <= {"a.h5", "b.h5"}
+
+
+def test_summary_keeps_validation_sizes_and_files_apart(data, tmp_path):
+    """The card must not claim training on the held-out lattice size or files."""
+    from ml_data import quench_dataset
+    big = quench_dataset(str(tmp_path / "big.h5"), n_traj=1, steps=8, every=4, seed=3, L=7)
+    s = load_training_data(data, val_datasets=[big]).summary()
+    assert s["lattice_sizes"] == [[6, 6]] and s["val_lattice_sizes"] == [[7, 7]]
+    assert s["datasets"] == ["a.h5", "b.h5"] and s["val_datasets"] == ["big.h5"]
 
 
 def test_explicit_validation_files(data):

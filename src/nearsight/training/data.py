@@ -53,13 +53,14 @@ class TrainingData:
 
     def summary(self) -> dict:
         every = self.train + self.val
-        sizes = sorted({(fs.lattice.L1, fs.lattice.L2) for fs in every})
+        sizes = lambda sets: [list(s) for s in sorted({(fs.lattice.L1, fs.lattice.L2) for fs in sets})]  # noqa: E731
         n_traj = lambda sets: len({int(t) for fs in sets for t in fs.trajectory})  # noqa: E731
-        return {"provider": self.provider, "lattice_sizes": [list(s) for s in sizes],
+        files = lambda sets: sorted({os.path.basename(p) for fs in sets for p in fs.source.split(",") if p})  # noqa: E731
+        return {"provider": self.provider, "lattice_sizes": sizes(self.train), "val_lattice_sizes": sizes(self.val),
                 "n_frames": sum(len(fs) for fs in every), "n_train_frames": sum(len(fs) for fs in self.train),
                 "n_val_frames": sum(len(fs) for fs in self.val), "n_trajectories": n_traj(every),
                 "n_train_trajectories": n_traj(self.train), "n_val_trajectories": n_traj(self.val),
-                "datasets": sorted({os.path.basename(fs.source) for fs in every})}
+                "datasets": files(self.train), "val_datasets": files(self.val)}
 
 
 def _physics(attrs: dict, path: str) -> dict:
