@@ -13,7 +13,6 @@ Timings are wall-clock minima over repeats on this machine; torch threads are re
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -55,12 +54,16 @@ def per_step(provider, lattice, steps, device):
 
 
 def peak_memory(model, kind, L, device):
-    code = (f"import resource, torch; from nearsight import Lattice; from nearsight.ml.provider import MLProvider;"
-            f"from nearsight.states import make_state; lat=Lattice('{kind}',{L});"
-            f"p=MLProvider('{model}',lat,device='{device}'); p(make_state('random',lat));"
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    """(peak RSS of the process, peak RSS increase during one field evaluation) in MiB, in a fresh process.
+    The increase is measured against the RSS after imports, model load and descriptor build."""
+    code = (f"from nearsight import Lattice; from nearsight.ml.provider import MLProvider;"
+            f"from nearsight.states import make_state\n"
+            f"def st(k): return int([l for l in open('/proc/self/status') if l.startswith(k)][0].split()[1])\n"
+            f"lat=Lattice('{kind}',{L}); p=MLProvider('{model}',lat,device='{device}'); s=make_state('random',lat)\n"
+            f"before=st('VmRSS'); p(s); print(st('VmHWM'), st('VmHWM') - before)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024  # MiB (ru_maxrss is KiB on Linux)
+    peak, inc = (int(x) for x in out.stdout.strip().splitlines()[-1].split())
+    return peak / 1024, inc / 1024  # kB -> MiB
 
 
 def check_frames(a, card, kind, L_check=16, steps=300):
@@ -95,8 +98,8 @@ def kpm_vs_ml(a, card, kind, L):
     print(f"(2) matched accuracy: check frames = ML-LLG quench on {lat_c.L1}x{lat_c.L2}, ED-labelled; "
           f"ML transverse-field error {100 * e_ml:.2f}%")
     chosen = None
-    for M in (128, 256, 512, 1024, 2000):
-        for dist in (4.0, 6.0, 8.0):
+    for M in (32, 64, 128, 256, 512, 1024, 2000):
+        for dist in (2.0, 3.0, 4.0, 6.0, 8.0):
             try:
                 kpm = KPMProvider(lat_c, physics(card), moments=M, probe_distance=dist, device=a.device)
             except Exception as exc:  # probing distance the check lattice cannot hold
@@ -191,9 +194,12 @@ def main():
     print(f"    fitted exponent (N >= 64^2): t ~ N^{p:.2f}")
 
     # (4) memory
-    print("(4) peak resident memory of one field evaluation (fresh process)")
+    print("(4) memory of one field evaluation (fresh process): peak RSS, and its increase over the RSS after "
+          "imports + model + descriptor tables")
     for L in sizes:
-        print(f"    {L:4d}^2: {peak_memory(a.model, kind, L, a.device):8.0f} MiB", flush=True)
+        peak, inc = peak_memory(a.model, kind, L, a.device)
+        print(f"    {L:4d}^2 = {L * L:6d} sites: peak {peak:7.0f} MiB, evaluation +{inc:6.0f} MiB "
+              f"({1024 * inc / (L * L):.1f} kB/site)", flush=True)
 
 
 if __name__ == "__main__":
