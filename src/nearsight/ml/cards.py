@@ -40,15 +40,17 @@ REQUIRED_CARD_KEYS = ("lattice", "t", "J", "kT", "cutoff", "n_features", "dtype"
 
 
 # ------------------------------------------------------------------------------------------------ cards
-def validate_card(card, where: str = "model card") -> dict:
+def validate_card(card, where: str = "model card", *, required=None,
+                  advice: str = "the model file is incompatible — retrain it with 'nearsight train'") -> dict:
+    """``card`` is a dict holding every key of ``required`` (default ``REQUIRED_CARD_KEYS``) and exactly one of
+    ``filling`` / ``mu``; otherwise a NearsightError naming what is missing, followed by ``advice``."""
     if not isinstance(card, dict):
         raise NearsightError(f"{where} is not a dictionary; the model file is incompatible — retrain it")
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    missing = [k for k in (REQUIRED_CARD_KEYS if required is None else required) if k not in card]
     if (card.get("filling") is None) == (card.get("mu") is None):
         missing.append("filling or mu (exactly one)")
     if missing:
-        raise NearsightError(f"{where} lacks {', '.join(missing)}; the model file is incompatible — retrain it "
-                             f"with 'nearsight train'")
+        raise NearsightError(f"{where} lacks {', '.join(missing)}; {advice}")
     return card
 
 

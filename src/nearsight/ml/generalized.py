@@ -77,7 +77,7 @@ from ..errors import NearsightError
 from ..io import atomic_path
 from ..lattice import Lattice
 from .cards import FORMAT as BP_FORMAT
-from .cards import resolve_model_path
+from .cards import resolve_model_path, validate_card
 from .network import SiteMLP, dtype_from_name, dtype_name
 
 def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
@@ -414,19 +414,12 @@ def generalized_card(model: GeneralizedPotentialModel, **physics) -> dict:
 
 
 def validate_generalized_card(card, where: str = "model card") -> dict:
-    if not isinstance(card, dict):
-        raise NearsightError(f"{where} is not a dictionary; the model file is incompatible — retrain it")
-    if card.get("kind") != KIND:
+    if isinstance(card, dict) and card.get("kind") != KIND:
         raise NearsightError(f"{where} has kind {card.get('kind')!r}, not {KIND!r}: it is not a generalized-potential "
                              f"(driven-field) model; conservative Behler–Parrinello models load with "
                              f"nearsight.ml.load_model")
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
-    if (card.get("filling") is None) == (card.get("mu") is None):
-        missing.append("filling or mu (exactly one)")
-    if missing:
-        raise NearsightError(f"{where} lacks {', '.join(missing)}; give the physics of the labels "
-                             f"(generalized_card(model, t=..., J=..., kT=..., mu=...))")
-    return card
+    return validate_card(card, where, required=REQUIRED_CARD_KEYS,
+                         advice="give the physics of the labels (generalized_card(model, t=..., J=..., kT=..., mu=...))")
 
 
 def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) -> str:
