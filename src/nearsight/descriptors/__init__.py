@@ -146,14 +146,27 @@ class Descriptor(nn.Module):
         if s.dim() != 3 or s.shape[1] != self.lattice.N or s.shape[2] != 3:
             raise NearsightError(f"spins have shape {tuple(spins.shape)}; expected [B, {self.lattice.N}, 3] "
                                  f"for {self.lattice!r}")
-        c = self._constants(s.dtype, s.device)
-        v, lat = self.variables, self.lattice
-        fields = lattice_fields(s, lat.L1, lat.L2, v.pair_channels, v.templates)      # [B, L2, L1, K]
-        blocks = block_vectors(block_fields(fields, c["kernel"], c["block_channels"]), v.block_shifts, c["det"])
-        flat = fields.reshape(s.shape[0], lat.N, -1)
-        X = [gather_variables(flat, idx) for idx in c["gather"]]
-        out = compute_features(X, blocks, self.layout, c, self.eps)
+        out = self.site_features(*self.lattice_terms(s))
         return out[0] if single else out
+
+    def lattice_terms(self, spins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two O(N) lattice-wide intermediates every site's features are built from: the pair/chirality
+        fields ``[B, N, K]`` and the block reference vectors ``[B, N, 2|G|]``. With :meth:`site_features` this
+        splits ``forward`` so a caller can evaluate sites in chunks (bounded memory) and back-propagate through
+        these two tensors once (see :func:`nearsight.ml.network.energy_and_fields_by_sites`)."""
+        c = self._constants(spins.dtype, spins.device)
+        v, lat = self.variables, self.lattice
+        fields = lattice_fields(spins, lat.L1, lat.L2, v.pair_channels, v.templates)  # [B, L2, L1, K]
+        blocks = block_vectors(block_fields(fields, c["kernel"], c["block_channels"]), v.block_shifts, c["det"])
+        return fields.reshape(spins.shape[0], lat.N, -1), blocks
+
+    def site_features(self, flat: torch.Tensor, blocks: torch.Tensor, sites: slice | None = None) -> torch.Tensor:
+        """Features ``[B, n, F]`` of the sites ``sites`` (a slice of site indices; all sites if None) from
+        :meth:`lattice_terms`."""
+        c = self._constants(flat.dtype, flat.device)
+        sites = slice(None) if sites is None else sites
+        X = [gather_variables(flat, idx[sites]) for idx in c["gather"]]
+        return compute_features(X, blocks[:, sites], self.layout, c, self.eps)
 
     # ------------------------------------------------------------------------------------ reporting
     def config(self) -> dict:

@@ -295,5 +295,5 @@ def block_vectors(F: torch.Tensor, shifts, det) -> torch.Tensor:
 def gather_variables(fields: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
     """``[B, N, K]`` fields -> ``[B, N, V]`` variables with ``flat_index [N, V]`` into ``N * K``."""
     B, N, K = fields.shape
-    V = flat_index.shape[1]
-    return fields.reshape(B, N * K).index_select(1, flat_index.reshape(-1)).view(B, N, V)
+    n, V = flat_index.shape
+    return fields.reshape(B, N * K).index_select(1, flat_index.reshape(-1)).view(B, n, V)

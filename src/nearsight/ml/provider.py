@@ -12,19 +12,21 @@ from ..electrons.base import FieldProvider, FieldResult
 from ..errors import NearsightError
 from ..lattice import Lattice
 from .cards import check_physics, load_model, physics_of
-from .network import SiteEnergyModel, energy_and_fields
+from .network import SiteEnergyModel, energy_and_fields, energy_and_fields_by_sites
 
 
 class MLProvider(FieldProvider):
     """Field provider backed by a :class:`SiteEnergyModel` (rebuilt on ``lattice`` if needed).
 
-    ``chunk`` bounds how many configurations are differentiated at once (memory); results do not depend on it.
+    ``chunk`` bounds how many configurations are differentiated at once and ``site_chunk`` how many sites of one
+    configuration have their features alive at once (memory, and cache traffic on large lattices); results do not
+    depend on either (up to rounding).
     """
 
     name = "ml"
 
     def __init__(self, model: SiteEnergyModel | str, lattice: Lattice, *, device: str | None = None,
-                 chunk: int = 64):
+                 chunk: int = 64, site_chunk: int = 4096):
         if isinstance(model, str):
             model = load_model(model, lattice)
         self._device = torch.device(device or "cpu")
@@ -33,6 +35,7 @@ class MLProvider(FieldProvider):
         self.model.requires_grad_(False)
         self.card = self.model.card
         self.chunk = max(1, int(chunk))
+        self.site_chunk = max(1, int(site_chunk))
 
     @property
     def device(self) -> torch.device:
@@ -51,8 +54,10 @@ class MLProvider(FieldProvider):
     def _compute(self, spins: torch.Tensor) -> FieldResult:
         s = spins.to(self.model.dtype)
         es, hs = [], []
+        big = s.shape[1] > self.site_chunk
         for part in torch.split(s, self.chunk):
-            e, h = energy_and_fields(self.model, part)
+            e, h = (energy_and_fields_by_sites(self.model, part, self.site_chunk) if big
+                    else energy_and_fields(self.model, part))
             es.append(e)
             hs.append(h)
         return FieldResult(torch.cat(es).to(torch.float64), torch.cat(hs).to(torch.float64))
