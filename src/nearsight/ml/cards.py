@@ -153,11 +153,10 @@ def resolve_model_path(name_or_path: str) -> Path:
                          f"'nearsight models' or a path to a .pt file made by 'nearsight train'")
 
 
-def read_model_file(path) -> dict:
-    """The raw payload of a model file, checked for format and completeness (clear errors otherwise)."""
-    path = str(path)
+def torch_load_safely(path: str):
+    """``torch.load(weights_only=True)`` with every failure turned into one clear NearsightError."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise NearsightError(f"model file {path!r} does not exist") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
@@ -169,6 +168,12 @@ def read_model_file(path) -> dict:
         raise NearsightError(f"model file {path!r} cannot be loaded safely ({type(exc).__name__}: it holds "
                              f"objects other than tensors and plain data); only files written by "
                              f"'nearsight train' are accepted") from None
+
+
+def read_model_file(path) -> dict:
+    """The raw payload of a model file, checked for format and completeness (clear errors otherwise)."""
+    path = str(path)
+    payload = torch_load_safely(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NearsightError(f"{path!r} is not a nearsight model file (format "
                              f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); "

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
 
 import numpy as np
 import torch
@@ -77,7 +76,7 @@ from ..errors import NearsightError
 from ..io import atomic_path
 from ..lattice import Lattice
 from .cards import FORMAT as BP_FORMAT
-from .cards import resolve_model_path, validate_card
+from .cards import resolve_model_path, torch_load_safely, validate_card
 from .network import SiteMLP, dtype_from_name, dtype_name
 
 def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
@@ -438,15 +437,7 @@ def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) ->
 def load_generalized(name_or_path: str, geometry=None) -> GeneralizedPotentialModel:
     """Load a generalized-potential model on ``geometry`` (default: the card's). Bad files raise NearsightError."""
     path = str(resolve_model_path(name_or_path))
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise NearsightError(f"model file {path!r} does not exist") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
-            KeyError, IndexError) as exc:
-        raise NearsightError(f"model file {path!r} is corrupt or not a torch file ({type(exc).__name__})") from None
-    except Exception as exc:
-        raise NearsightError(f"model file {path!r} cannot be loaded safely ({type(exc).__name__})") from None
+    payload = torch_load_safely(path)
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt == BP_FORMAT:
         raise NearsightError(f"{path!r} is a conservative Behler–Parrinello model (card kind "
