@@ -20,37 +20,19 @@ import time
 import numpy as np
 import torch
 
-from nearsight import Lattice
+from nearsight import Lattice, SDModel
 from nearsight.dynamics import run_llg
 from nearsight.ml.cards import load_card
 from nearsight.ml.provider import MLProvider
 from nearsight.states import make_state
 
 
-def physics(card):
-    from nearsight import SDModel
-    kw = {k: card[k] for k in ("J", "t", "t2", "kT") if card.get(k) is not None}
-    if card.get("filling") is not None:
-        kw["filling"] = card["filling"]
-    else:
-        kw["mu"] = card["mu"]
-    return SDModel(**kw)
-
-
 def per_step(provider, lattice, steps, device):
+    """Time per Heun step (best of 2 runs of ``steps`` steps, after a one-step warm-up)."""
     s0 = make_state("random", lattice, seed=0)
-    run_llg(provider, s0, steps=1, dt=0.05, alpha=0.5, progress=False)  # warm-up
-    best = np.inf
-    for _ in range(2):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        run_llg(provider, s0, steps=steps, dt=0.05, alpha=0.5, every=steps, progress=False)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        # run_llg evaluates steps*2 + 1 fields (Heun) ; report per step
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
+    run = lambda n: run_llg(provider, s0, steps=n, dt=0.05, alpha=0.5, every=n, progress=False)  # noqa: E731
+    run(1)  # warm-up
+    return timed(lambda: run(steps), device, warmup=False) / steps
 
 
 def peak_memory(model, kind, L, device):
@@ -76,7 +58,7 @@ def check_frames(a, card, kind, L_check=16, steps=300):
     run_llg(ml, make_state("random", lat, seed=5), steps=steps, dt=0.05, alpha=0.5, kT=0.005, seed=5,
             every=steps // 3, progress=False, observers=[lambda step, t, s, res: frames.append(s.cpu().numpy())])
     spins = np.concatenate([frames[1], frames[-1]])
-    ref = EDProvider(lat, physics(card))(spins).fields
+    ref = EDProvider(lat, SDModel.from_dict(card))(spins).fields
     return lat, spins, ref
 
 
@@ -101,7 +83,7 @@ def kpm_vs_ml(a, card, kind, L):
     for M in (32, 64, 128, 256, 512, 1024, 2000):
         for dist in (2.0, 3.0, 4.0, 6.0, 8.0):
             try:
-                kpm = KPMProvider(lat_c, physics(card), moments=M, probe_distance=dist, device=a.device)
+                kpm = KPMProvider(lat_c, SDModel.from_dict(card), moments=M, probe_distance=dist, device=a.device)
             except Exception as exc:  # probing distance the check lattice cannot hold
                 print(f"    KPM M={M:5d} distance {dist:g}: {exc}")
                 continue
@@ -122,7 +104,7 @@ def kpm_vs_ml(a, card, kind, L):
     t_ml = timed(lambda: ml(s), a.device)
 
     def t_kpm(m):
-        kpm = KPMProvider(lat, physics(card), moments=m, probe_distance=dist, device=a.device)
+        kpm = KPMProvider(lat, SDModel.from_dict(card), moments=m, probe_distance=dist, device=a.device)
         return timed(lambda: kpm(s), a.device, repeats=1)
     if a.device == "cpu" and M > 256:
         t1, t2 = t_kpm(64), t_kpm(128)
@@ -135,8 +117,10 @@ def kpm_vs_ml(a, card, kind, L):
           f"{100 * e:.2f}% <= ML {100 * e_ml:.2f}%) {tk:.2f} s ({how}); KPM/ML = {tk / t_ml:.0f}x")
 
 
-def timed(fn, device, repeats=2):
-    fn()  # warm-up
+def timed(fn, device, repeats=2, warmup=True):
+    """Best wall-clock time of ``repeats`` calls of ``fn`` (CUDA synchronized), after one warm-up call."""
+    if warmup:
+        fn()
     best = np.inf
     for _ in range(repeats):
         if device.startswith("cuda"):
@@ -168,7 +152,7 @@ def main():
     lat = Lattice(kind, L)
     ml = MLProvider(a.model, lat, device=a.device)
     t_ml = per_step(ml, lat, 20, a.device)
-    ed = EDProvider(lat, physics(card), device=a.device)
+    ed = EDProvider(lat, SDModel.from_dict(card), device=a.device)
     t0 = time.perf_counter()
     ed(make_state("random", lat, seed=1))
     t_ed = 2 * (time.perf_counter() - t0)  # Heun: 2 evaluations per step
