@@ -148,8 +148,9 @@ def test_recovers_each_part_separately(fitted):
 
 
 # ------------------------------------------------------------------------------------ 2. exact identities
-def test_both_parts_are_transverse(rng):
-    model, s = random_model(), unit(rng)
+@pytest.mark.parametrize("transfer", [False, True])
+def test_both_parts_are_transverse(rng, transfer):
+    model, s = random_model(spin_transfer=transfer), unit(rng)
     hc, hn = model.parts(s, torch.tensor([0.7, -0.3, 1.2], dtype=torch.float64))
     assert float(hc.abs().max()) > 0.01 and float(hn.abs().max()) > 0.01
     assert float((hc * s).sum(-1).abs().max()) < 1e-12
@@ -209,17 +210,25 @@ def test_precession_conserves_V_and_W_part_is_a_gradient_flow(rng):
 
 # ------------------------------------------------------------------------------------------- 3. symmetry
 @pytest.mark.parametrize("improper", [False, True])
-def test_global_spin_rotation(rng, improper):
-    model, s, bias = random_model(), unit(rng, 2), torch.tensor([0.5, -1.0], dtype=torch.float64)
+@pytest.mark.parametrize("transfer", [False, True])
+def test_global_spin_rotation(rng, improper, transfer):
+    model, s = random_model(spin_transfer=transfer), unit(rng, 2)
+    bias = torch.tensor([0.5, -1.0], dtype=torch.float64)
     R = torch.as_tensor(random_orthogonal(rng, improper))
     V0, W0 = model.potentials(s, bias)
     V1, W1 = model.potentials(s @ R.T, bias)
     assert float((V1 - V0).abs().max()) < 1e-10 and float((W1 - W0).abs().max()) < 1e-10
-    hc0, hn0 = model.parts(s, bias)
-    hc1, hn1 = model.parts(s @ R.T, bias)
+    r0, r1 = model.evaluate(s, bias), model.evaluate(s @ R.T, bias)
+    hc0, hn0, hc1, hn1 = r0["h_conservative"], r0["h_nonconservative"], r1["h_conservative"], r1["h_nonconservative"]
     det = float(torch.linalg.det(R))
     assert float((hc1 - hc0 @ R.T).abs().max()) < 1e-10            # a vector
-    assert float((hn1 - det * hn0 @ R.T).abs().max()) < 1e-10      # a pseudovector: even under S -> -S
+    if transfer:   # the spin-transfer part a P D + b S x D is a vector plus a pseudovector: rotates as a vector
+        ht0, ht1 = r0["h_transfer"], r1["h_transfer"]
+        assert float(ht0.abs().max()) > 1e-2
+        hn0, hn1 = hn0 - ht0, hn1 - ht1
+        if not improper:
+            assert float((ht1 - ht0 @ R.T).abs().max()) < 1e-10
+    assert float((hn1 - det * hn0 @ R.T).abs().max()) < 1e-10      # S x (-dW/dS): a pseudovector, even under S -> -S
 
 
 def _permute(s, perm):
@@ -228,8 +237,10 @@ def _permute(s, perm):
     return out
 
 
-def test_translation_along_y_and_mirror_with_bias_reversal(rng):
-    model, s, bias = random_model(), unit(rng, 2), torch.tensor([0.5, -1.0], dtype=torch.float64)
+@pytest.mark.parametrize("transfer", [False, True])
+def test_translation_along_y_and_mirror_with_bias_reversal(rng, transfer):
+    model, s = random_model(spin_transfer=transfer), unit(rng, 2)
+    bias = torch.tensor([0.5, -1.0], dtype=torch.float64)
     V0, W0 = model.potentials(s, bias)
     h0 = model.fields(s, bias)
     for perm, flip in ((torch.as_tensor(XS + LX * ((YS + 1) % LY)), 1.0),            # y -> y+1
@@ -267,8 +278,10 @@ def test_locality_and_open_seam(rng):
     assert float((h1 - h0).abs().max()) > 1e-3
 
 
-def test_batched_equals_single(rng):
-    model, s, bias = random_model(), unit(rng, 3), torch.tensor([0.2, 0.0, -0.9], dtype=torch.float64)
+@pytest.mark.parametrize("transfer", [False, True])
+def test_batched_equals_single(rng, transfer):
+    model, s = random_model(spin_transfer=transfer), unit(rng, 3)
+    bias = torch.tensor([0.2, 0.0, -0.9], dtype=torch.float64)
     hb = model.fields(s, bias)
     for k in range(3):
         assert float((model.fields(s[k], float(bias[k])) - hb[k]).abs().max()) < 1e-12
@@ -282,8 +295,9 @@ def _card(model, **over):
     return card
 
 
-def test_save_load_round_trip_and_provider(tmp_path, rng):
-    model = random_model()
+@pytest.mark.parametrize("transfer", [False, True])
+def test_save_load_round_trip_and_provider(tmp_path, rng, transfer):
+    model = random_model(spin_transfer=transfer)
     path = save_generalized(str(tmp_path / "gen.pt"), model, _card(model))
     loaded = load_generalized(path)
     assert loaded.card["kind"] == "generalized" and loaded.card["geometry"] == {"type": "strip", "Lx": LX, "Ly": LY}
@@ -332,3 +346,34 @@ def test_bad_input(tmp_path, rng):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(NearsightError, match="corrupt|cannot be loaded safely"):
         load_generalized(str(tmp_path / "junk.pt"))
+
+
+# ---------------------------------------------------------------------------------- 5. the spin-transfer part
+def zhang_li(S: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A Zhang–Li-like lattice torque field, ``V [0.6 S x D - 0.3 P D]``, ``D_i = S_{i+x} - S_{i-x}`` (missing
+    neighbours beyond the leads are zero), with the two-terminal symmetries of the strip."""
+    Sz = torch.cat([S, torch.zeros_like(S[:, :1])], 1)
+    D = Sz[:, RIGHT] - Sz[:, LEFT]
+    PD = D - (D * S).sum(-1, keepdim=True) * S
+    return bias[:, None, None] * (0.6 * torch.cross(S, D, dim=-1) - 0.3 * PD)
+
+
+def test_spin_transfer_part_learns_a_zhang_li_torque_that_potentials_cannot():
+    """Fit the same data (a synthetic Zhang–Li field, the kind of torque a current exerts on a texture) with and
+    without the spin-transfer part. Its linearization is antisymmetric, which no P(-dV/dS) + S x (-dW/dS) has
+    (module docstring, limitation 1), so without it the held-out error stays large.
+
+    Measured (float32, 12 epochs, 240 configurations): with the part 2.5%, without 102% (no better than zero).
+    Thresholds 5% and 40%."""
+    rng = np.random.default_rng(3)
+    S, b = configurations(240, rng), torch.tensor(rng.uniform(-1, 1, 240))
+    Ste, bte = configurations(40, rng), torch.tensor(rng.uniform(-1, 1, 40))
+    errs = {}
+    for transfer in (True, False):
+        torch.manual_seed(0)
+        model = GeneralizedPotentialModel(GEO, DESC, hidden=[32, 32], spin_transfer=transfer).to(torch.float32)
+        fit_generalized(model, S, zhang_li(S, b), b, epochs=12, lr=1e-2, batch_size=16, seed=0)
+        errs[transfer] = rel(model.fields(Ste.float(), bte.float()).double(), zhang_li(Ste, bte))
+    print(f"held-out relative RMS error: with spin transfer {errs[True]:.4f}, without {errs[False]:.4f}")
+    assert errs[True] < 0.05
+    assert errs[False] > 0.40

@@ -97,18 +97,26 @@ def open_h5(path: str, what: str = "file") -> h5py.File:
 
 # ------------------------------------------------------------------------------------------- datasets
 def write_dataset(path: str, spins, fields, energy, *, trajectory=None, time=None, kT_llg=None,
-                  attrs: dict | None = None) -> None:
-    """Write a training dataset atomically (see the module docstring for the layout)."""
+                  attrs: dict | None = None, extra: dict | None = None) -> None:
+    """Write a training dataset atomically (see the module docstring for the layout); ``extra`` adds per-frame
+    arrays (first dimension ``F``, e.g. ``{"bias": [F]}`` for driven labels)."""
     spins, fields, energy = (np.asarray(a, dtype=np.float64) for a in (spins, fields, energy))
     F = len(spins)
     if spins.ndim != 3 or fields.shape != spins.shape or energy.shape != (F,):
         raise NearsightError(f"dataset arrays disagree: spins {spins.shape}, fields {fields.shape}, "
                              f"energy {energy.shape}; expected [F,N,3], [F,N,3], [F]")
-    extra = {"trajectory": np.zeros(F, np.int64) if trajectory is None else np.asarray(trajectory, np.int64),
-             "time": np.zeros(F) if time is None else np.asarray(time, np.float64),
-             "kT_llg": np.zeros(F) if kT_llg is None else np.asarray(kT_llg, np.float64)}
+    base = {"trajectory": np.zeros(F, np.int64) if trajectory is None else np.asarray(trajectory, np.int64),
+            "time": np.zeros(F) if time is None else np.asarray(time, np.float64),
+            "kT_llg": np.zeros(F) if kT_llg is None else np.asarray(kT_llg, np.float64)}
+    extra_arr = {}
+    for k, v in (extra or {}).items():
+        v = np.asarray(v)
+        if k in ("spins", "fields", "energy", *base) or v.shape[:1] != (F,):
+            raise NearsightError(f"extra dataset array {k!r} must have a new name and first dimension {F}, "
+                                 f"got shape {v.shape}")
+        extra_arr[k] = v
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for k, v in (("spins", spins), ("fields", fields), ("energy", energy), *extra.items()):
+        for k, v in (("spins", spins), ("fields", fields), ("energy", energy), *base.items(), *extra_arr.items()):
             f.create_dataset(k, data=v, compression="gzip" if v.ndim > 1 else None)
         write_attrs(f, {"kind": "nearsight-dataset", **(attrs or {})})
 

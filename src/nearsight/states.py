@@ -65,6 +65,20 @@ def tetrahedral(lattice: Lattice) -> np.ndarray:
     return np.stack([(-1.0) ** x, (-1.0) ** y, (-1.0) ** (x + y)], 1) / np.sqrt(3)
 
 
+def domain_wall(geometry, x0: float, width: float, *, phi: float = 0.0) -> np.ndarray:
+    """A 180° wall along ``x`` between an up (``+z``, left) and a down (``-z``, right) domain: the polar angle
+    ``theta(x) = 2 arctan(exp((x - x0)/width))`` (the profile of an easy-axis wall), the wall's spins turning through
+    ``(cos phi, sin phi, 0)`` (``phi = 0``: a Néel wall in the x-z plane; ``pi/2``: a Bloch wall). Any geometry with
+    site coordinates ``xy`` (a :class:`Lattice` or a :class:`~nearsight.electrons.negf.Strip`); uniform along y."""
+    width = float(width)
+    if not (np.isfinite(width) and width > 0) or not np.isfinite(float(x0)) or not np.isfinite(float(phi)):
+        raise NearsightError(f"domain_wall needs a finite centre x0, a width > 0 and a finite phi, got x0={x0!r}, "
+                             f"width={width!r}, phi={phi!r}")
+    x = np.asarray(geometry.xy)[:, 0].astype(np.float64)
+    th = 2.0 * np.arctan(np.exp((x - float(x0)) / width))
+    return np.stack([np.sin(th) * np.cos(phi), np.sin(th) * np.sin(phi), np.cos(th)], 1)
+
+
 def make_state(name: str, lattice: Lattice, *, seed: int = 0, noise: float = 0.0, batch: int | None = None
                ) -> np.ndarray:
     """A named initial state, optionally with Gaussian noise of width ``noise`` added and renormalized."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import as_spins
+from ..errors import NearsightError, as_spins
 from ..lattice import Lattice
 
 
@@ -61,3 +61,48 @@ class FieldProvider(abc.ABC):
 def transverse(fields: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
     """Part of ``h_i`` perpendicular to ``S_i`` (the part that moves the spin)."""
     return fields - (fields * spins).sum(-1, keepdim=True) * spins
+
+
+class SumProvider(FieldProvider):
+    """The sum of providers on the same sites: energies and fields add (e.g. NEGF electrons plus a classical
+    anisotropy, ``SumProvider(NEGFProvider(strip, ...), AnisotropyProvider(strip, K=0.1))``).
+
+    ``conservative`` only if every part is; extras are merged (a name given by two parts raises). The first
+    part's lattice and device are the sum's.
+    """
+
+    def __init__(self, *providers: FieldProvider):
+        if len(providers) < 1 or not all(isinstance(p, FieldProvider) for p in providers):
+            raise NearsightError(f"SumProvider needs one or more field providers, got "
+                                 f"{[type(p).__name__ for p in providers]}")
+        self.parts = providers
+        self.lattice = providers[0].lattice
+        for p in providers[1:]:
+            if p.lattice.N != self.lattice.N:
+                raise NearsightError(f"SumProvider parts must act on the same sites: {providers[0].name} has "
+                                     f"N={self.lattice.N}, {p.name} has N={p.lattice.N}; build both on one lattice")
+        self.conservative = all(p.conservative for p in providers)
+        self.name = "+".join(p.name for p in providers)
+
+    @property
+    def device(self) -> torch.device:
+        return self.parts[0].device
+
+    def _compute(self, spins: torch.Tensor) -> FieldResult:
+        energy, fields, extras = 0.0, 0.0, {}
+        for p in self.parts:
+            r = p._compute(spins)
+            clash = set(extras) & set(r.extras)
+            if clash:
+                raise NearsightError(f"SumProvider: extras {sorted(clash)} are given by two parts")
+            energy, fields = energy + r.energy.to(torch.float64), fields + r.fields.to(torch.float64)
+            extras.update(r.extras)
+        return FieldResult(energy, fields, extras)
+
+    def describe(self) -> dict:
+        d = {}
+        for p in reversed(self.parts):
+            d.update(p.describe())
+        d["provider"] = self.name
+        d["parts"] = ",".join(p.name for p in self.parts)
+        return d

@@ -1,12 +1,16 @@
-"""A classical Heisenberg + Zeeman field provider, ``E = -J_H sum_<ij> S_i.S_j - B . sum_i S_i``.
+"""Classical field providers: Heisenberg + Zeeman ``E = -J_H sum_<ij> S_i.S_j - B . sum_i S_i``, and a uniaxial
+single-ion anisotropy ``E = -K sum_i (S_i . n)^2``.
 
-Not an electron solver: it gives the integrators, the run loop and the analysis a cheap provider with
+Not electron solvers: the Heisenberg provider gives the integrators, the run loop and the analysis a cheap provider with
 analytic fields (``h_i = J_H sum_j S_j + B``) for tests and examples (one spin in a field: ``J_H = 0``).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
+from ..errors import NearsightError
 from ..lattice import Lattice
 from .base import FieldProvider, FieldResult
 
@@ -30,3 +34,34 @@ class HeisenbergProvider(FieldProvider):
 
     def describe(self) -> dict:
         return {**super().describe(), "J_H": self.J_H, "B": self.B.tolist()}
+
+
+class AnisotropyProvider(FieldProvider):
+    """Single-ion uniaxial anisotropy ``E = -K sum_i (S_i . n)^2`` (``K > 0``: easy axis ``n``; ``K < 0``: easy
+    plane), fields ``h_i = 2 K (S_i . n) n``. Not from the electrons: a classical term added to an electron
+    provider with :class:`~nearsight.electrons.base.SumProvider` — it is what makes a 180° domain wall in a
+    ferromagnet stable, with width ``~ sqrt(A / K)`` for an exchange stiffness ``A``. Works on any geometry with
+    ``N`` sites (a :class:`Lattice` or a :class:`~nearsight.electrons.negf.Strip`).
+    """
+
+    name = "anisotropy"
+
+    def __init__(self, lattice, K: float, axis=(0.0, 0.0, 1.0)):
+        try:
+            self.K = float(K)
+            n = torch.tensor([float(a) for a in axis], dtype=torch.float64)
+        except (TypeError, ValueError):
+            raise NearsightError(f"anisotropy needs a number K and a 3-vector axis, got K={K!r}, axis={axis!r}"
+                                 ) from None
+        if not math.isfinite(self.K) or n.shape != (3,) or not bool(torch.isfinite(n).all()) or float(n.norm()) == 0:
+            raise NearsightError(f"anisotropy needs a finite K and a finite nonzero 3-vector axis, got K={K!r}, "
+                                 f"axis={axis!r}")
+        self.lattice, self.axis = lattice, n / n.norm()
+
+    def _compute(self, spins: torch.Tensor) -> FieldResult:
+        n = self.axis.to(spins)
+        proj = spins @ n                                                    # [B, N]
+        return FieldResult(-self.K * proj.pow(2).sum(-1), 2 * self.K * proj[..., None] * n)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "K": self.K, "axis": self.axis.tolist()}

@@ -21,6 +21,21 @@ degenerate case where one of them is zero. Only the constants are undetermined: 
 ``V`` with an arbitrary offset (``fit_generalized`` trains on fields only; the offset is 0 at initialization).
 Not every transverse field is of this form, and on finite data the split is only as sharp as the data constrain it.
 
+**Why a spin-transfer part (``spin_transfer=True``).** With ``V`` and ``W`` invariant under global spin rotations
+and under translations, neither part can move a rigid 180° domain wall: the LLG velocity of each part (precession
+and damping alike) projected on a symmetry mode ``m`` (the wall's translation ``dS/dX`` or its rotation about the
+easy axis, which LLG couples gyrotropically) is a combination of ``dV/dm`` and ``dW/dm``, and those vanish. A bias
+does move walls — the spin-transfer torque of the current, ``~ (j.grad) S`` (adiabatic) and ``S x (j.grad) S``
+(non-adiabatic), whose linearization is antisymmetric (limitation 1 below). So the model can add the lowest-order
+equivariant, non-potential field on the lattice,
+
+    h_transfer_i = a_i P_i D_i + b_i S_i x D_i,     D_i = S_{i+x} - S_{i-x},
+
+with ``a_i = V * MLP_a(z_i)`` and ``b_i = V * MLP_b(z_i)`` (two more site networks, mirror-even before the bias
+factor so the whole field keeps the two-terminal mirror symmetry). It is returned inside the nonconservative part
+(``h_nonconservative = S x (-dW/dS) + h_transfer``). In LLG it gives ``dS_i/dt = b_i P_i D_i - a_i S_i x D_i + ...``:
+``b`` is the adiabatic and ``a`` the non-adiabatic coefficient of a Zhang–Li torque with local, learned strengths.
+
 **Inputs beyond the descriptor** (concatenated to the descriptor features of strip site ``(x, y)``):
 
 * ``bias`` V (one scalar per configuration) so one model covers several biases;
@@ -51,7 +66,8 @@ leads at infinity, lead features 0). NOTE: unlike ``NEGFProvider``, a ``Lattice`
 **Limitations.** (1) The linearization of any ``P grad V`` or ``S x grad W`` about a uniform state is a symmetric
 (Hessian) operator, so torques whose linear part is antisymmetric — the Zhang–Li adiabatic and non-adiabatic
 spin-transfer torques ``~ (j.grad) S`` and ``S x (j.grad) S`` of a smooth texture — are *not* of this form for any
-local or nonlocal ``V``, ``W``; the model can only approximate them through nonlinear terms. Measure the held-out
+local or nonlocal ``V``, ``W``; without ``spin_transfer`` the model can only approximate them through nonlinear
+terms (and cannot drive a rigid wall, above). Measure the held-out
 error on NEGF labels before trusting it. (2) The descriptor is O(3) invariant, ``S -> -S`` included, so the
 conservative part is odd and the nonconservative part even under global spin inversion; a biased steady state is
 not time-reversal symmetric and its field may contain parts of the other parity (SO(3) pseudoscalar, chirality-odd
@@ -91,6 +107,7 @@ __all__ = ["GeneralizedPotentialModel", "GeneralizedMLProvider", "fit_generalize
 FORMAT, VERSION, KIND = "nearsight-generalized-model", 1, "generalized"
 REQUIRED_CARD_KEYS = ("kind", "geometry", "t", "J", "kT", "training_data")
 N_POLAR = 2
+_HEAD_TAGS = ("v", "w", "a", "b")
 
 
 def _geometry_info(geometry) -> dict:
@@ -135,7 +152,7 @@ class GeneralizedPotentialModel(nn.Module):
 
     def __init__(self, geometry, descriptor: dict | None = None, *, hidden=(32, 32), activation: str = "silu",
                  lead_scales=(1.0, 3.0), polar: bool = True, mirror_symmetric: bool = True,
-                 heads: tuple[SiteMLP, SiteMLP] | None = None, card: dict | None = None):
+                 spin_transfer: bool = False, heads: tuple[SiteMLP, ...] | None = None, card: dict | None = None):
         super().__init__()
         self.geometry_info = _geometry_info(geometry)
         self.geometry = geometry
@@ -146,15 +163,21 @@ class GeneralizedPotentialModel(nn.Module):
         if any(not math.isfinite(s) or s <= 0 for s in self.lead_scales):
             raise NearsightError(f"lead_scales must be positive finite lengths, got {list(lead_scales)!r}")
         self.polar, self.mirror_symmetric = bool(polar), bool(mirror_symmetric)
+        self.spin_transfer = bool(spin_transfer)
         self.descriptor, self.pad, self.padded = self._build_descriptor(dict(descriptor or {}))
         self.n_extra = 1 + 2 * len(self.lead_scales) + (N_POLAR if self.polar else 0)
         n_in = int(self.descriptor.n_features) + self.n_extra
+        n_heads = 4 if self.spin_transfer else 2
         if heads is None:
-            heads = (SiteMLP(n_in, hidden, activation), SiteMLP(n_in, hidden, activation))
+            heads = tuple(SiteMLP(n_in, hidden, activation) for _ in range(n_heads))
+        if len(heads) != n_heads:
+            raise NearsightError(f"spin_transfer={self.spin_transfer} needs {n_heads} site networks, got {len(heads)}; "
+                                 f"the model file does not match its settings")
         if any(h.n_features != n_in for h in heads):
             raise NearsightError(f"the site networks expect {heads[0].n_features} inputs but the descriptor and the "
                                  f"driven inputs give {n_in}; the model file does not match its settings")
-        self.v_head, self.w_head = heads
+        self.v_head, self.w_head = heads[:2]
+        self.a_head, self.b_head = heads[2:] if self.spin_transfer else (None, None)
         self.card = dict(card or {})
         self._build_tables()
 
@@ -204,8 +227,13 @@ class GeneralizedPotentialModel(nn.Module):
             return self
         m = GeneralizedPotentialModel(geometry, self.descriptor.config(), lead_scales=self.lead_scales,
                                       polar=self.polar, mirror_symmetric=self.mirror_symmetric,
-                                      heads=(self.v_head, self.w_head), card=self.card)
+                                      spin_transfer=self.spin_transfer, heads=self.heads, card=self.card)
         return m.to(dtype=self.dtype)
+
+    @property
+    def heads(self) -> tuple[SiteMLP, ...]:
+        """The site networks: ``v``, ``w`` and, with ``spin_transfer``, the coefficients ``a``, ``b``."""
+        return (self.v_head, self.w_head) + ((self.a_head, self.b_head) if self.spin_transfer else ())
 
     @property
     def dtype(self) -> torch.dtype:
@@ -223,7 +251,8 @@ class GeneralizedPotentialModel(nn.Module):
     def settings(self) -> dict:
         return {"hidden": list(self.v_head.hidden), "activation": self.v_head.activation,
                 "lead_scales": list(self.lead_scales), "polar": self.polar,
-                "mirror_symmetric": self.mirror_symmetric, "n_features": self.v_head.n_features,
+                "mirror_symmetric": self.mirror_symmetric, "spin_transfer": self.spin_transfer,
+                "n_features": self.v_head.n_features,
                 "dtype": dtype_name(self.dtype)}
 
     # ----------------------------------------------------------------------------------------------- inputs
@@ -249,10 +278,19 @@ class GeneralizedPotentialModel(nn.Module):
             raise NearsightError("bias must be finite")
         return s, b, single
 
+    def _padded(self, spins: torch.Tensor) -> torch.Tensor:
+        return spins.new_zeros(spins.shape[0], self.padded.N, 3).index_copy(1, self._site.to(spins.device), spins)
+
+    def _x_difference(self, spins: torch.Tensor) -> torch.Tensor:
+        """``D_i = S_{i+x} - S_{i-x}`` ``[B, N, 3]`` (a missing neighbour, beyond a lead, counts as zero)."""
+        padded = self._padded(spins)
+        return (padded.index_select(1, self._nb["px"].to(spins.device))
+                - padded.index_select(1, self._nb["mx"].to(spins.device)))
+
     def inputs(self, spins: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Site inputs ``z`` and their mirror images ``z'`` (``[B, N, F + extra]``) for a checked batch."""
         B, N = spins.shape[0], self.N
-        padded = spins.new_zeros(B, self.padded.N, 3).index_copy(1, self._site.to(spins.device), spins)
+        padded = self._padded(spins)
         desc = self.descriptor(padded).index_select(1, self._site.to(spins.device))
         lead = self._lead.to(dtype=spins.dtype, device=spins.device).expand(B, N, -1)
         k = len(self.lead_scales)
@@ -267,12 +305,23 @@ class GeneralizedPotentialModel(nn.Module):
             mparts.append(-pol)
         return torch.cat(parts, -1), torch.cat(mparts, -1)
 
-    def _heads(self, z, zm, b, head: SiteMLP, odd_bias: bool) -> torch.Tensor:
-        """One site network on inputs ``z`` (averaged with the mirror images ``zm``); ``w`` carries the bias."""
+    def _heads(self, z, zm, b, head: SiteMLP, odd_bias: bool, mirror_sign: float | None = None) -> torch.Tensor:
+        """One site network on inputs ``z`` (averaged with the mirror images ``zm``); ``w`` carries the bias.
+
+        ``mirror_sign`` (default ``-1`` with ``odd_bias``, else ``+1``) is how the network's output enters the
+        mirror average; the spin-transfer coefficients carry the bias but are mirror-even before it (``+1``)."""
+        sign = (-1.0 if odd_bias else 1.0) if mirror_sign is None else mirror_sign
         out = head.fluctuation(z)
         if self.mirror_symmetric:
-            out = 0.5 * (out - head.fluctuation(zm)) if odd_bias else 0.5 * (out + head.fluctuation(zm))
+            out = 0.5 * (out + sign * head.fluctuation(zm))
         return b[:, None] * out if odd_bias else out
+
+    def _transfer(self, s, z, zm, b) -> torch.Tensor:
+        """Spin-transfer part ``a_i P_i D_i + b_i S_i x D_i`` (``D_i = S_{i+x} - S_{i-x}``), ``[B, N, 3]``."""
+        D = self._x_difference(s)
+        a = self._heads(z, zm, b, self.a_head, True, mirror_sign=1.0)
+        c = self._heads(z, zm, b, self.b_head, True, mirror_sign=1.0)
+        return a[..., None] * transverse(D, s) + c[..., None] * torch.cross(s, D, dim=-1)
 
     def site_terms(self, spins: torch.Tensor, bias) -> tuple[torch.Tensor, torch.Tensor]:
         """``(v, w)``, each ``[B, N]``: the site terms of ``V`` and ``W``; ``w_i = bias * MLP_w(z_i)``."""
@@ -294,7 +343,8 @@ class GeneralizedPotentialModel(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- fields
     def evaluate(self, spins: torch.Tensor, bias, create_graph: bool = False) -> dict:
-        """``V``, ``W`` ``[B]`` and the two field parts ``h_conservative``, ``h_nonconservative`` ``[B, N, 3]``.
+        """``V``, ``W`` ``[B]`` and the two field parts ``h_conservative``, ``h_nonconservative`` ``[B, N, 3]``
+        (with ``spin_transfer``, ``h_nonconservative`` includes ``h_transfer``, also returned on its own).
 
         Both parts use the spins as given (unit vectors expected). ``create_graph=True`` keeps the graph (training).
         """
@@ -315,7 +365,11 @@ class GeneralizedPotentialModel(nn.Module):
             (g,) = torch.autograd.grad(V.sum() + W.sum(), s2, create_graph=create_graph)
             hc = transverse(-g[:B], s)
             hn = torch.cross(s, -g[B:], dim=-1)
-        out = {"V": V, "W": W, "h_conservative": hc, "h_nonconservative": hn}
+            out = {"V": V, "W": W, "h_conservative": hc}
+            if self.spin_transfer:
+                out["h_transfer"] = self._transfer(s, z[:B], zm[:B], b)
+                hn = hn + out["h_transfer"]
+            out["h_nonconservative"] = hn
         if not create_graph:
             out = {k: t.detach() for k, t in out.items()}
         if single:
@@ -340,13 +394,14 @@ class GeneralizedPotentialModel(nn.Module):
         zz = torch.cat([z, zm] if self.mirror_symmetric else [z]).reshape(-1, z.shape[-1])
         rms_bias = float(b.pow(2).mean().sqrt())
         self.v_head.set_normalization(zz.mean(0), zz.std(0), e_ref=0.0, scale=scale)
-        self.w_head.set_normalization(zz.mean(0), zz.std(0), e_ref=0.0,
-                                      scale=scale / rms_bias if rms_bias > 0 else scale)
+        for head in self.heads[1:]:
+            head.set_normalization(zz.mean(0), zz.std(0), e_ref=0.0, scale=scale / rms_bias if rms_bias > 0 else scale)
 
     def extra_repr(self) -> str:
         g = self.geometry_info
         return (f"{g['type']} {g['Lx']}x{g['Ly']} (pad {self.pad}), cutoff={self.cutoff:g}, "
-                f"lead_scales={list(self.lead_scales)}, polar={self.polar}, mirror_symmetric={self.mirror_symmetric}")
+                f"lead_scales={list(self.lead_scales)}, polar={self.polar}, mirror_symmetric={self.mirror_symmetric}, "
+                f"spin_transfer={self.spin_transfer}")
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -426,9 +481,8 @@ def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) ->
     validate_generalized_card(card)
     payload = {"format": FORMAT, "version": VERSION, "card": card, "descriptor": model.descriptor.config(),
                "settings": model.settings(),
-               "state_dict": {k: v.detach().cpu().clone() for k, v in
-                              {**{f"v.{k}": t for k, t in model.v_head.state_dict().items()},
-                               **{f"w.{k}": t for k, t in model.w_head.state_dict().items()}}.items()}}
+               "state_dict": {f"{tag}.{k}": t.detach().cpu().clone()
+                              for tag, head in zip(_HEAD_TAGS, model.heads) for k, t in head.state_dict().items()}}
     with atomic_path(str(path)) as tmp:
         torch.save(payload, tmp)
     return str(path)
@@ -453,14 +507,15 @@ def load_generalized(name_or_path: str, geometry=None) -> GeneralizedPotentialMo
     dtype = dtype_from_name(st.get("dtype", "float32"))
     try:
         heads = []
-        for tag in ("v", "w"):
+        for tag in _HEAD_TAGS[:4 if st.get("spin_transfer", False) else 2]:
             h = SiteMLP(int(st["n_features"]), st["hidden"], st["activation"]).to(dtype)   # dtype first: no rounding
             h.load_state_dict({k[2:]: t for k, t in payload["state_dict"].items() if k.startswith(tag + ".")})
             heads.append(h)
         geometry = geometry_from_info(card["geometry"]) if geometry is None else geometry
         model = GeneralizedPotentialModel(geometry, payload["descriptor"], lead_scales=st["lead_scales"],
                                           polar=st["polar"], mirror_symmetric=st["mirror_symmetric"],
-                                          heads=tuple(heads), card=card)
+                                          spin_transfer=st.get("spin_transfer", False), heads=tuple(heads),
+                                          card=card)
     except NearsightError as exc:
         raise NearsightError(f"model {path!r}: {exc}") from None
     except (KeyError, TypeError, RuntimeError) as exc:
