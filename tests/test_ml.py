@@ -395,7 +395,19 @@ def test_save_model_refuses_a_card_without_physics(tmp_path, model6):
 def test_shipped_model_loads_with_a_complete_card(name, rng):
     """Every model in src/nearsight/ml/models/ loads with this version's descriptor (a descriptor change that
     alters its features fails here: retrain and re-ship), carries a complete card, and gives finite fields on
-    its training lattice and on one twice as large."""
+    its training lattice and on one twice as large (a driven model: on its strip and one twice as long)."""
+    if cards_mod.load_card(name).get("kind") == "generalized":
+        from nearsight.electrons import Strip
+        from nearsight.ml import GeneralizedMLProvider, load_generalized
+        g = load_generalized(name)
+        for key in ("geometry", "t", "J", "kT", "mu", "biases", "training_data", "held_out"):
+            assert g.card.get(key) is not None, key
+        assert 0 < g.card["held_out"]["transverse_rms_ratio"] < 1
+        Lx, Ly = g.geometry_info["Lx"], g.geometry_info["Ly"]
+        for st in (Strip(Lx, Ly), Strip(2 * Lx, Ly)):
+            res = GeneralizedMLProvider(g, st, bias=float(g.card["biases"][-1])).compute(random_spins(st.N, rng))
+            assert torch.isfinite(res.fields).all() and float(res.fields.abs().max()) > 0
+        return
     m = load_model(name)
     card = m.card
     for key in ("lattice", "t", "J", "kT", "cutoff", "n_features", "dtype", "network", "training_data", "held_out"):

@@ -110,3 +110,28 @@ def test_dataset_extra_arrays_round_trip(tmp_path):
         write_dataset(str(tmp_path / "e.h5"), S, S, np.zeros(4), extra={"bias": np.arange(3.0)})
     with pytest.raises(NearsightError, match="new name"):
         write_dataset(str(tmp_path / "e.h5"), S, S, np.zeros(4), extra={"time": np.arange(4.0)})
+
+
+def test_cli_simulate_a_driven_wall_and_flag_errors(tmp_path, capsys):
+    """``nearsight simulate --solver negf --wide-band G --anisotropy K --initial wall`` runs NEGF-LLG of a wall
+    (the electrons plus the classical anisotropy, one provider) and the wall moves against the electron flow, as
+    the spin-transfer law says (dX/dt = -I/(2 Ly) for the half metal; test above)."""
+    from nearsight.cli import main
+    from nearsight.io import read_trajectory
+    out = str(tmp_path / "w.h5")
+    args = ["simulate", "--lattice", "square", "--size", "8", "--size2", "3", "--J", "3", "--mu", "-3",
+            "--kT", "0.05", "--solver", "negf", "--bias", "1.0", "--wide-band", "2", "--anisotropy", "0.005",
+            "--initial", "wall", "--steps", "6", "--dt", "0.5", "--alpha", "0.2", "--every", "3", "--out", out]
+    assert main(args) == 0
+    arr, attrs = read_trajectory(out)
+    assert attrs["parts"] == "negf,anisotropy" and attrs["K"] == 0.005 and attrs["wide_band"] == 2.0
+    X = wall_position(arr["spins"][:, 0], 8, 3)
+    assert X[0] == pytest.approx(3.5, abs=1e-3) and X[-1] < X[0] - 0.05
+    capsys.readouterr()
+    base = ["fields", "--lattice", "square", "--size", "6", "--J", "2", "--mu", "0", "--kT", "0.05",
+            "--spins", str(tmp_path / "none.npy"), "--out", str(tmp_path / "f.npz")]
+    for extra, needle in ((["--solver", "ed", "--wide-band", "2"], "negf only"),
+                          (["--solver", "ed", "--realizations", "2"], "kpm only")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1

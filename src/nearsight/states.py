@@ -9,7 +9,7 @@ import numpy as np
 from .errors import NearsightError
 from .lattice import Lattice
 
-STATES = ("random", "ferro", "neel", "stripe", "120", "tetrahedral")
+STATES = ("random", "ferro", "neel", "stripe", "120", "tetrahedral", "wall")
 
 
 def normalize(v: np.ndarray) -> np.ndarray:
@@ -84,7 +84,8 @@ def make_state(name: str, lattice: Lattice, *, seed: int = 0, noise: float = 0.0
     """A named initial state, optionally with Gaussian noise of width ``noise`` added and renormalized."""
     name = str(name)  # YAML reads "120" as an integer
     rng = np.random.default_rng(seed)
-    builders = {"ferro": ferro, "neel": neel, "stripe": stripe, "120": state_120, "tetrahedral": tetrahedral}
+    builders = {"ferro": ferro, "neel": neel, "stripe": stripe, "120": state_120, "tetrahedral": tetrahedral,
+                "wall": lambda lat: domain_wall(lat, lat.L1 / 2 - 0.5, 2.0)}
     if name == "random":
         return random_spins(lattice.N, rng, batch)
     if name not in builders:

@@ -42,9 +42,15 @@ def add_solver_args(p: argparse.ArgumentParser, *, solvers=SOLVERS) -> None:
     g.add_argument("--moments", type=int, default=None, help="KPM: Chebyshev moments")
     g.add_argument("--probe-distance", type=int, default=None, help="KPM: colouring distance of probing vectors")
     g.add_argument("--vectors", type=int, default=None, help="KPM: use R random vectors instead of probing")
+    g.add_argument("--realizations", type=int, default=None,
+                   help="KPM: independent draws of the probing phases (cost x K, probing error / sqrt(K))")
     g.add_argument("--model", type=str, default=None, help="ML: shipped model name or path to a model file")
     g.add_argument("--bias", type=float, default=None,
                    help="NEGF: bias V, leads at mu +- V/2 (square lattice read as a strip open along x)")
+    g.add_argument("--wide-band", type=float, default=None,
+                   help="NEGF: wide-band leads with coupling GAMMA instead of the analytic semi-infinite leads")
+    g.add_argument("--anisotropy", type=float, default=None,
+                   help="add a classical easy-axis anisotropy -K sum S_z^2 to any solver (holds domain walls)")
     g.add_argument("--device", type=str, default=None, help="torch device (cpu, cuda)")
 
 
@@ -64,11 +70,24 @@ def physics_from(cfg: dict) -> tuple[Lattice, SDModel | None]:
 
 
 def build_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
-    """The field provider named by ``cfg['solver']`` (ed, kpm, ml, negf) for this lattice and model.
+    """The field provider named by ``cfg['solver']`` (ed, kpm, ml, negf) for this lattice and model, plus a
+    classical easy-axis anisotropy ``-K sum S_z^2`` when ``cfg['anisotropy'] = K`` is given.
 
-    ``negf`` reads a square ``L1 x L2`` lattice as a strip open along x (leads at both ends, bias ``cfg['bias']``)
-    and periodic along y."""
+    ``negf`` reads a square ``L1 x L2`` lattice as a strip open along x (leads at both ends, bias ``cfg['bias']``,
+    wide-band coupling ``cfg['wide_band']`` if given) and periodic along y."""
+    provider = _electron_provider(cfg, lattice, model)
+    if cfg.get("anisotropy") is not None:
+        from ..electrons import AnisotropyProvider, SumProvider
+        return SumProvider(provider, AnisotropyProvider(provider.lattice, cfg["anisotropy"]))
+    return provider
+
+
+def _electron_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
     solver = cfg.get("solver") or "ed"
+    if cfg.get("wide_band") is not None and solver != "negf":
+        raise NearsightError(f"--wide-band applies to --solver negf only (got --solver {solver})")
+    if cfg.get("realizations") is not None and solver != "kpm":
+        raise NearsightError(f"--realizations applies to --solver kpm only (got --solver {solver})")
     if cfg.get("bias") is not None and solver != "negf":
         raise NearsightError(f"--bias applies to --solver negf only (got --solver {solver})")
     if solver == "ml":
@@ -81,11 +100,12 @@ def build_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
         return EDProvider(lattice, model, device=cfg.get("device"))
     if solver == "kpm":
         from ..electrons.kpm import KPMProvider
-        kw = {k: cfg[k] for k in ("moments", "probe_distance", "vectors", "device") if cfg.get(k) is not None}
+        kw = {k: cfg[k] for k in ("moments", "probe_distance", "vectors", "realizations", "device")
+              if cfg.get(k) is not None}
         return KPMProvider(lattice, model, **kw)
     if solver == "negf":
         from ..electrons.negf import NEGFProvider
-        return NEGFProvider(lattice, model, bias=cfg.get("bias") or 0.0)
+        return NEGFProvider(lattice, model, bias=cfg.get("bias") or 0.0, wide_band=cfg.get("wide_band"))
     raise NearsightError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
 
 

@@ -46,8 +46,16 @@ seeded random phases on the colouring (``vectors=None``; unit amplitudes with ``
 same-colour cross terms add incoherently (10-100x smaller energy errors on ordered states, 1-2x smaller fields).
 On 24x24 at kT = 0.01 this gives energies within 3e-5 per site and transverse-field errors of about 1% (square
 ``J = 6, n = 0.485``), 2% (triangular tetrahedral + noise) and 5% (triangular random spins, a metal whose density
-matrix is still 4e-3 at distance 12: no probing short of every site its own colour reaches 2% there). On
+matrix is still 4e-3 at distance 12: no colouring short of every site its own colour reaches 2% there). On
 lattices too small to hold the distance the default falls back to exact probing.
+
+**Phase realizations** (``realizations=K``): ``K`` independent draws of the colouring's random phases, weight
+``1/K``. The trace stays exact and the same-colour cross terms (the whole probing error) average down as
+``1/sqrt(K)``, at ``K`` times the cost. Measured on triangular random spins (24x24, ``J = 2, n = 1/4``, canonical,
+kT = 0.01, ``M = 2000``, distance 8, two configurations): transverse-field error 5.5/5.7% (``K = 1``),
+2.8/2.9% (``K = 4``), 1.9/1.9% (``K = 9``); energy 3-7e-5, 2-3e-5, 1.3-1.6e-5 per site. This is the way to 2% for
+disordered metals on tori too small for a longer colouring; the default stays ``K = 1`` (ordered and gapped
+configurations, and the square system, are within 2% already, at a ninth of the cost).
 """
 from __future__ import annotations
 
@@ -207,7 +215,8 @@ class KPMProvider(FieldProvider):
     farther apart than this (Euclidean, lattice spacings); ``'exact'`` gives every site its own colour (``R = 2N``,
     exact trace); ``None`` is 8, or exact where the torus is too small for 8. ``vectors``: ``None`` (colouring with
     seeded random phases), ``'ones'`` (colouring with unit amplitudes) or an integer ``R`` (``R`` random-phase
-    vectors on all sites, Hutchinson). ``kernel``: ``'auto'``, ``'jackson'``, ``'lorentz'`` or ``'none'`` (``kT > 0``
+    vectors on all sites, Hutchinson). ``realizations``: independent draws of the colouring's random phases
+    (``vectors=None`` only; cost and vectors times ``K``, probing cross terms down by ``1/sqrt(K)``). ``kernel``: ``'auto'``, ``'jackson'``, ``'lorentz'`` or ``'none'`` (``kT > 0``
     only). ``bounds``: ``None`` (rigorous Weyl bounds) or ``(lo, hi)``, checked on every call. ``seed`` fixes the
     phases / random vectors, so the energy is one fixed, smooth function of the spins and ``h = -dE/dS`` exactly.
     ``device``: any torch device (``'cuda'``); everything stays on it except ``[B, M]`` moment arrays.
@@ -217,7 +226,8 @@ class KPMProvider(FieldProvider):
 
     def __init__(self, lattice: Lattice, model: SDModel, *, moments: int = DEFAULT_MOMENTS,
                  probe_distance: float | str | None = None, vectors=None, kernel: str = "auto",
-                 bounds: tuple[float, float] | None = None, device: str | None = None, seed: int = 0):
+                 bounds: tuple[float, float] | None = None, device: str | None = None, seed: int = 0,
+                 realizations: int = 1):
         self.lattice, self.model = lattice, model
         self._device = torch.device(device or "cpu")
         if isinstance(moments, bool) or not isinstance(moments, (int, np.integer)) or moments < 2:
@@ -255,8 +265,14 @@ class KPMProvider(FieldProvider):
             raise NearsightError(f"vectors must be None (colouring with random phases), 'ones' (colouring, unit "
                                  f"amplitudes) or an integer >= 1 (random vectors), got {vectors!r}")
         self.vectors, self.seed = vectors, int(seed)
+        if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) or realizations < 1:
+            raise NearsightError(f"realizations must be an integer >= 1, got {realizations!r}")
+        if realizations > 1 and vectors is not None:
+            raise NearsightError(f"realizations={realizations} draws the random phases of the colouring again; it "
+                                 f"needs vectors=None (got vectors={vectors!r})")
+        self.realizations = int(realizations)
         self._r, self._w = probe_vectors(lattice, self.colour, n_random=n_random, phases=vectors is None,
-                                         seed=self.seed, device=self._device)
+                                         realizations=self.realizations, seed=self.seed, device=self._device)
         self._r_norm2 = (self._r.abs() ** 2).sum((0, 1))  # [R]
 
         rigorous = weyl_bounds(lattice, model)
@@ -293,6 +309,7 @@ class KPMProvider(FieldProvider):
         d = {**super().describe(), **{k: v for k, v in self.model.to_dict().items() if v is not None}}
         d.update(moments=self.moments, kernel=self.kernel, kernel_requested=self.kernel_requested,
                  probe_distance=str(self.probe_distance), vectors=str(self.vectors), n_vectors=self.n_vectors,
+                 realizations=self.realizations,
                  seed=self.seed,
                  spectral_bounds=list(self.bounds), bounds_source="user" if self._user_bounds else "weyl",
                  bound_margin=BOUND_MARGIN)

@@ -77,11 +77,14 @@ def colouring(lattice: Lattice, distance: float) -> tuple[np.ndarray, float]:
 
 
 def probe_vectors(lattice: Lattice, colour: np.ndarray | None, *, n_random: int | None = None, phases: bool = False,
-                  seed: int = 0, device=None) -> tuple[torch.Tensor, float]:
+                  realizations: int = 1, seed: int = 0, device=None) -> tuple[torch.Tensor, float]:
     """Probing vectors ``[N, 2, R]`` (complex128) and the trace weight ``w`` with ``Tr A ~ w sum_r <r|A|r>``.
 
-    From a colouring: ``R = 2 P`` vectors, weight 1. Random (``n_random = R``): independent uniform phases on
-    every site and spin, weight ``1/R`` (unbiased Hutchinson estimator).
+    From a colouring: ``R = 2 P`` vectors, weight 1; with ``phases`` and ``realizations = K > 1``, ``K``
+    independent draws of the phases (``R = 2 P K``, weight ``1/K``): the same-colour cross terms, which carry
+    random phase factors, then average down as ``1/sqrt(K)`` while the trace stays exact (a hybrid of probing and
+    Hutchinson's estimator). Random (``n_random = R``): independent uniform phases on every site and spin, weight
+    ``1/R`` (unbiased Hutchinson estimator).
     """
     N = lattice.N
     gen = np.random.default_rng(seed)
@@ -89,8 +92,12 @@ def probe_vectors(lattice: Lattice, colour: np.ndarray | None, *, n_random: int 
         th = gen.uniform(0, 2 * np.pi, size=(N, 2, n_random))
         return torch.as_tensor(np.exp(1j * th), device=device), 1.0 / n_random
     P = int(colour.max()) + 1
-    z = np.exp(1j * gen.uniform(0, 2 * np.pi, size=N)) if phases else np.ones(N, dtype=np.complex128)
-    r = np.zeros((N, 2, 2 * P), dtype=np.complex128)
-    for s in range(2):
-        r[np.arange(N), s, 2 * colour + s] = z
-    return torch.as_tensor(r, device=device), 1.0
+    K = int(realizations)
+    if K < 1 or (K > 1 and not phases):
+        raise NearsightError(f"realizations must be >= 1, and > 1 only with random phases; got {realizations!r}")
+    r = np.zeros((N, 2, 2 * P * K), dtype=np.complex128)
+    for k in range(K):
+        z = np.exp(1j * gen.uniform(0, 2 * np.pi, size=N)) if phases else np.ones(N, dtype=np.complex128)
+        for s in range(2):
+            r[np.arange(N), s, 2 * P * k + 2 * colour + s] = z
+    return torch.as_tensor(r, device=device), 1.0 / K

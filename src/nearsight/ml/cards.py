@@ -106,10 +106,16 @@ def physics_of(card: dict) -> dict:
 
 
 def summary_line(name: str, card: dict) -> str:
-    ens = f"n={card['filling']:g}" if card.get("filling") is not None else f"mu={card['mu']:g}"
     held = card.get("held_out") or {}
     err = held.get("transverse_rms_ratio")
     err_s = f"  held-out |h_perp| error {100 * err:.1f}%" if err is not None else ""
+    if card.get("kind") == "generalized":
+        g = card.get("geometry") or {}
+        lo, hi = (card.get("biases") or [None, None])[:2]
+        return (f"{name:24s} {'strip':10s} J={card['J']:g} t={card['t']:g} mu={card['mu']:g} kT={card['kT']:g} "
+                f"driven (NEGF), bias {lo:g}..{hi:g}, {g.get('Lx')}x{g.get('Ly')} cutoff={card.get('cutoff', 0):g} "
+                f"{card.get('dtype', '')}{err_s}")
+    ens = f"n={card['filling']:g}" if card.get("filling") is not None else f"mu={card['mu']:g}"
     sizes = (card.get("training_data") or {}).get("lattice_sizes") or []
     sz = ",".join(f"{a}x{b}" for a, b in sizes)
     return (f"{name:24s} {card['lattice']:10s} J={card['J']:g} t={card['t']:g} {ens} kT={card['kT']:g} "
@@ -174,6 +180,10 @@ def read_model_file(path) -> dict:
     """The raw payload of a model file, checked for format and completeness (clear errors otherwise)."""
     path = str(path)
     payload = torch_load_safely(path)
+    if isinstance(payload, dict) and payload.get("format") == "nearsight-generalized-model":
+        raise NearsightError(f"{path!r} is a generalized-potential (driven, NEGF-trained) model: it needs a bias and "
+                             f"a strip; load it with nearsight.ml.load_generalized or GeneralizedMLProvider (see "
+                             f"examples/domain_wall.py)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NearsightError(f"{path!r} is not a nearsight model file (format "
                              f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); "
@@ -235,8 +245,14 @@ def load_model(name_or_path: str, lattice=None) -> SiteEnergyModel:
 
 
 def load_card(name_or_path: str) -> dict:
+    """The card of a shipped model (by name) or a model file: conservative or generalized (driven)."""
     path = resolve_model_path(name_or_path)
-    card = dict(read_model_file(path)["card"])
+    payload = torch_load_safely(str(path))
+    if isinstance(payload, dict) and payload.get("format") == "nearsight-generalized-model":
+        from .generalized import validate_generalized_card
+        card = dict(validate_generalized_card(payload.get("card"), f"the card in {str(path)!r}"))
+    else:
+        card = dict(read_model_file(path)["card"])
     card.setdefault("name", path.stem)
     card["path"] = str(path)
     return card

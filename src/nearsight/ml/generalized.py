@@ -69,9 +69,9 @@ spin-transfer torques ``~ (j.grad) S`` and ``S x (j.grad) S`` of a smooth textur
 local or nonlocal ``V``, ``W``; without ``spin_transfer`` the model can only approximate them through nonlinear
 terms (and cannot drive a rigid wall, above). Measure the held-out
 error on NEGF labels before trusting it. (2) The descriptor is O(3) invariant, ``S -> -S`` included, so the
-conservative part is odd and the nonconservative part even under global spin inversion; a biased steady state is
-not time-reversal symmetric and its field may contain parts of the other parity (SO(3) pseudoscalar, chirality-odd
-terms), which are not represented. (3) Square lattice only (the NEGF strip is square); the strip width ``Ly`` must
+conservative part is odd and the nonconservative part even under global spin inversion (the spin-transfer part
+has one term of each parity); a biased steady state is not time-reversal symmetric and its field may contain other
+parts of the other parity (SO(3) pseudoscalar, chirality-odd terms), which are not represented. (3) Square lattice only (the NEGF strip is square); the strip width ``Ly`` must
 hold the descriptor cutoff (narrow strips, where the periodic images along ``y`` are physical, are not supported).
 (4) Biases outside the trained range are extrapolation.
 """
@@ -83,6 +83,7 @@ import os
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .. import __version__
 from ..descriptors import Descriptor, build_descriptor
@@ -407,7 +408,7 @@ class GeneralizedPotentialModel(nn.Module):
 # ------------------------------------------------------------------------------------------------- training
 def fit_generalized(model: GeneralizedPotentialModel, spins, fields, bias, *, epochs: int = 100, lr: float = 3e-3,
                     batch_size: int = 16, seed: int = 0, lr_min_factor: float = 0.05, weight_decay: float = 0.0,
-                    normalize: bool = True) -> dict:
+                    normalize: bool = True, progress: bool | None = None) -> dict:
     """Fit ``model`` to field labels with Adam on the transverse-field MSE (``training.loss``), cosine lr decay.
 
     ``spins``, ``fields``: ``[M, N, 3]`` (only the part of ``fields`` transverse to the spins is used); ``bias``: a
@@ -434,7 +435,9 @@ def fit_generalized(model: GeneralizedPotentialModel, spins, fields, bias, *, ep
     history = []
     M = S.shape[0]
     model.train()
-    for epoch in range(epochs):
+    bar = tqdm(range(epochs), desc="fit generalized", unit="epoch",
+               disable=not (progress if progress is not None else epochs * M >= 20000))
+    for epoch in bar:
         c = 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
         for grp in opt.param_groups:
             grp["lr"] = lr * (lr_min_factor + (1 - lr_min_factor) * c)
@@ -448,6 +451,8 @@ def fit_generalized(model: GeneralizedPotentialModel, spins, fields, bias, *, ep
             opt.step()
             total += float(loss.detach()) * len(idx)
         history.append(total / M)
+        bar.set_postfix(loss=f"{history[-1]:.3g}", refresh=False)
+    bar.close()
     model.eval()
     err = sum(float(transverse_sq_error(model.fields(S[k:k + 64], b[k:k + 64]), H[k:k + 64], S[k:k + 64]).sum())
               for k in range(0, M, 64))
