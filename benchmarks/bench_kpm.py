@@ -67,7 +67,8 @@ def convergence(args):
     for kind, J, n, order in SYSTEMS:
         for cfg in ("random", order):
             for L, rows in ((L_small, [dict(moments=M, probe_distance="exact") for M in moments]),
-                            (L_big, [dict(probe_distance=d) for d in distances] + [dict(vectors="ones"), dict()])):
+                            (L_big, [dict(probe_distance=d, realizations=1) for d in distances]
+                             + [dict(realizations=1), dict(vectors="ones"), dict()])):
                 lat = Lattice(kind, L)
                 spins = torch.as_tensor(make_state(cfg, lat, seed=3, noise=0.0 if cfg == "random" else 0.3),
                                         device=dev)[None]
@@ -84,7 +85,8 @@ def convergence(args):
                     dsc = kpm.describe()
                     probing = "exact" if dsc["probe_distance"] == "exact" else \
                         f"d={float(dsc['probe_distance']):g}>{dsc['colour_separation']:.1f}"
-                    tag = "default" if not kw else ("unit-amplitude colouring" if "vectors" in kw else "")
+                    tag = "default (realizations auto: K = %d)" % kpm.realizations if not kw else \
+                        ("unit-amplitude colouring" if "vectors" in kw else "")
                     name = f"{kind} J={J:g} n={n:g}" + (" fixed mu" if not model.canonical else "")
                     print(f"{name:22s} {cfg:12s} {L:3d} {kpm.moments:7d} {probing:>14s} {kpm.kernel:>7s} "
                           f"{kpm.n_vectors:5d} {de:9.1e} {100 * dh:7.2f}% {t:6.1f}s {tag}", flush=True)
@@ -132,7 +134,7 @@ def scaling(args):
         spins = torch.as_tensor(make_state("random", lat, seed=1), device=dev)[None]
         times = []
         for M in Ms:
-            kpm = KPMProvider(lat, model, moments=M, device=dev)
+            kpm = KPMProvider(lat, model, moments=M, realizations=1, device=dev)   # cost of one phase draw
             kpm(spins)  if not on_cpu else None  # warm-up (CUDA context, kernels)
             times.append(timed(lambda: kpm(spins), dev)[1])
         if on_cpu:
@@ -170,7 +172,7 @@ def crossover(args):
         ed = EDProvider(lat, model, device=dev)
         ed(spins) if not torch.device(dev).type == "cpu" else None
         t_ed = timed(lambda: ed(spins), dev)[1]
-        kpm = KPMProvider(lat, model, device=dev)
+        kpm = KPMProvider(lat, model, realizations=1, device=dev)
         t_k = timed(lambda: kpm(spins), dev)[1]
         Ns.append(lat.N)
         ted.append(t_ed)

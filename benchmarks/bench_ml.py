@@ -83,7 +83,8 @@ def kpm_vs_ml(a, card, kind, L):
     for M in (32, 64, 128, 256, 512, 1024, 2000):
         for dist in (2.0, 3.0, 4.0, 6.0, 8.0):
             try:
-                kpm = KPMProvider(lat_c, SDModel.from_dict(card), moments=M, probe_distance=dist, device=a.device)
+                kpm = KPMProvider(lat_c, SDModel.from_dict(card), moments=M, probe_distance=dist, realizations=1,
+                                  device=a.device)
             except Exception as exc:  # probing distance the check lattice cannot hold
                 print(f"    KPM M={M:5d} distance {dist:g}: {exc}")
                 continue
@@ -104,7 +105,8 @@ def kpm_vs_ml(a, card, kind, L):
     t_ml = timed(lambda: ml(s), a.device)
 
     def t_kpm(m):
-        kpm = KPMProvider(lat, SDModel.from_dict(card), moments=m, probe_distance=dist, device=a.device)
+        kpm = KPMProvider(lat, SDModel.from_dict(card), moments=m, probe_distance=dist, realizations=1,
+                          device=a.device)
         return timed(lambda: kpm(s), a.device, repeats=1)
     if a.device == "cpu" and M > 256:
         t1, t2 = t_kpm(64), t_kpm(128)

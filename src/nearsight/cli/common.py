@@ -43,7 +43,7 @@ def add_solver_args(p: argparse.ArgumentParser, *, solvers=SOLVERS) -> None:
     g.add_argument("--probe-distance", type=int, default=None, help="KPM: colouring distance of probing vectors")
     g.add_argument("--vectors", type=int, default=None, help="KPM: use R random vectors instead of probing")
     g.add_argument("--realizations", type=int, default=None,
-                   help="KPM: independent draws of the probing phases (cost x K, probing error / sqrt(K))")
+                   help="KPM: independent draws of the probing phases (cost x K, probing error / sqrt(K)); default: auto")
     g.add_argument("--model", type=str, default=None, help="ML: shipped model name or path to a model file")
     g.add_argument("--bias", type=float, default=None,
                    help="NEGF: bias V, leads at mu +- V/2 (square lattice read as a strip open along x)")

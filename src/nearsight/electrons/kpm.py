@@ -53,9 +53,14 @@ lattices too small to hold the distance the default falls back to exact probing.
 ``1/K``. The trace stays exact and the same-colour cross terms (the whole probing error) average down as
 ``1/sqrt(K)``, at ``K`` times the cost. Measured on triangular random spins (24x24, ``J = 2, n = 1/4``, canonical,
 kT = 0.01, ``M = 2000``, distance 8, two configurations): transverse-field error 5.5/5.7% (``K = 1``),
-2.8/2.9% (``K = 4``), 1.9/1.9% (``K = 9``); energy 3-7e-5, 2-3e-5, 1.3-1.6e-5 per site. This is the way to 2% for
-disordered metals on tori too small for a longer colouring; the default stays ``K = 1`` (ordered and gapped
-configurations, and the square system, are within 2% already, at a ninth of the cost).
+2.8/2.9% (``K = 4``), 1.9/1.9% (``K = 9``); energy 3-7e-5, 2-3e-5, 1.3-1.6e-5 per site. The default,
+``realizations='auto'``, sets ``K`` on the first call from the spread between two phase draws on those spins (the
+cross terms of independent draws are independent, zero-mean and alike, so ``RMS(h1 - h2)/sqrt(2)`` estimates one
+draw's error: 28.6% estimated vs 30% true on a 16x16 metal, ``tests/test_kpm.py``): ``K = ceil((e/1.5%)^2)``, at
+most 16, then fixed, so the energy stays one smooth function of the spins. Ordered, gapped or square-lattice
+configurations (about 1% at ``K = 1``) keep ``K = 1`` and pay two extra evaluations once; a disordered metal gets
+the draws it needs. ``K`` is set by the first configuration a provider sees: start a run from its most disordered
+state, or give ``realizations`` explicitly.
 """
 from __future__ import annotations
 
@@ -69,13 +74,16 @@ import torch
 from ..errors import NearsightError
 from ..hamiltonian import SDModel, exchange_blocks, zeeman_energy
 from ..lattice import Lattice
-from .base import FieldProvider, FieldResult
+from .base import FieldProvider, FieldResult, transverse
 from .probing import colouring, probe_vectors, torus_length
 
 KERNELS = ("auto", "jackson", "lorentz", "none")
 AUTO_RESOLUTION = 3.0  # kernel='auto' truncates without damping once pi M kT / a >= this
 DEFAULT_MOMENTS = 2000
 DEFAULT_PROBE_DISTANCE = 8.0
+#: realizations='auto': the estimated transverse-field probing error aimed at, and the most phase draws it may use
+AUTO_TARGET = 0.015
+AUTO_MAX_REALIZATIONS = 16
 BOUND_MARGIN = 0.01
 _GROWTH_TOL = 1e-8
 _MAX_ENTRIES = 2 ** 24  # complex entries per probe block; larger batches are split
@@ -216,7 +224,8 @@ class KPMProvider(FieldProvider):
     exact trace); ``None`` is 8, or exact where the torus is too small for 8. ``vectors``: ``None`` (colouring with
     seeded random phases), ``'ones'`` (colouring with unit amplitudes) or an integer ``R`` (``R`` random-phase
     vectors on all sites, Hutchinson). ``realizations``: independent draws of the colouring's random phases
-    (``vectors=None`` only; cost and vectors times ``K``, probing cross terms down by ``1/sqrt(K)``). ``kernel``: ``'auto'``, ``'jackson'``, ``'lorentz'`` or ``'none'`` (``kT > 0``
+    (``vectors=None`` only; cost and vectors times ``K``, probing cross terms down by ``1/sqrt(K)``); ``'auto'``
+    (default) picks ``K`` on the first call for an estimated 1.5% field error (module docstring). ``kernel``: ``'auto'``, ``'jackson'``, ``'lorentz'`` or ``'none'`` (``kT > 0``
     only). ``bounds``: ``None`` (rigorous Weyl bounds) or ``(lo, hi)``, checked on every call. ``seed`` fixes the
     phases / random vectors, so the energy is one fixed, smooth function of the spins and ``h = -dE/dS`` exactly.
     ``device``: any torch device (``'cuda'``); everything stays on it except ``[B, M]`` moment arrays.
@@ -227,7 +236,7 @@ class KPMProvider(FieldProvider):
     def __init__(self, lattice: Lattice, model: SDModel, *, moments: int = DEFAULT_MOMENTS,
                  probe_distance: float | str | None = None, vectors=None, kernel: str = "auto",
                  bounds: tuple[float, float] | None = None, device: str | None = None, seed: int = 0,
-                 realizations: int = 1):
+                 realizations: int | str = "auto"):
         self.lattice, self.model = lattice, model
         self._device = torch.device(device or "cpu")
         if isinstance(moments, bool) or not isinstance(moments, (int, np.integer)) or moments < 2:
@@ -265,15 +274,20 @@ class KPMProvider(FieldProvider):
             raise NearsightError(f"vectors must be None (colouring with random phases), 'ones' (colouring, unit "
                                  f"amplitudes) or an integer >= 1 (random vectors), got {vectors!r}")
         self.vectors, self.seed = vectors, int(seed)
-        if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) or realizations < 1:
-            raise NearsightError(f"realizations must be an integer >= 1, got {realizations!r}")
-        if realizations > 1 and vectors is not None:
+        auto = isinstance(realizations, str) and realizations == "auto"
+        if not auto and (isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer))
+                         or realizations < 1):
+            raise NearsightError(f"realizations must be an integer >= 1 or 'auto', got {realizations!r}")
+        if not auto and realizations > 1 and vectors is not None:
             raise NearsightError(f"realizations={realizations} draws the random phases of the colouring again; it "
                                  f"needs vectors=None (got vectors={vectors!r})")
-        self.realizations = int(realizations)
-        self._r, self._w = probe_vectors(lattice, self.colour, n_random=n_random, phases=vectors is None,
-                                         realizations=self.realizations, seed=self.seed, device=self._device)
-        self._r_norm2 = (self._r.abs() ** 2).sum((0, 1))  # [R]
+        exact = self.colour is not None and int(self.colour.max()) + 1 == lattice.N
+        # 'auto' is settled on the first call (see _calibrate) where phases carry a probing error
+        self._pending_auto = auto and vectors is None and not exact
+        self.realizations = 1 if auto else int(realizations)
+        self.realizations_requested = "auto" if auto else int(realizations)
+        self._n_random = n_random
+        self._set_vectors(self.realizations)
 
         rigorous = weyl_bounds(lattice, model)
         if bounds is None:
@@ -301,6 +315,31 @@ class KPMProvider(FieldProvider):
     def device(self) -> torch.device:
         return self._device
 
+    def _set_vectors(self, K: int) -> None:
+        self._r, self._w = probe_vectors(self.lattice, self.colour, n_random=self._n_random,
+                                         phases=self.vectors is None, realizations=K, seed=self.seed,
+                                         device=self._device)
+        self._r_norm2 = (self._r.abs() ** 2).sum((0, 1))  # [R]
+        self.realizations = int(K)
+
+    def _calibrate(self, spins: torch.Tensor) -> None:
+        """``realizations='auto'``: estimate the probing error of one phase draw from the spread between two
+        independent draws on these spins (the cross terms are independent, zero-mean and equally distributed in
+        each, so ``RMS(h1 - h2) / sqrt(2)`` estimates one draw's error), and fix ``K = ceil((e / target)^2)``,
+        capped at ``AUTO_MAX_REALIZATIONS``, for the rest of this provider's life (the energy stays one fixed
+        smooth function of the spins)."""
+        self._pending_auto = False
+        self._set_vectors(2)
+        r2, half = self._r, self._r.shape[-1] // 2
+        fields = []
+        for part in (r2[..., :half], r2[..., half:]):
+            self._r, self._w, self._r_norm2 = part, 1.0, (part.abs() ** 2).sum((0, 1))
+            fields.append(transverse(self._compute_fixed(spins).fields, spins))
+        ref = (0.5 * (fields[0] + fields[1])).pow(2).sum(-1).mean().sqrt()
+        err = float((fields[0] - fields[1]).pow(2).sum(-1).mean().sqrt() / (math.sqrt(2.0) * ref)) if ref > 0 else 0.0
+        self.auto_estimate = err
+        self._set_vectors(int(min(AUTO_MAX_REALIZATIONS, max(1, math.ceil((err / AUTO_TARGET) ** 2)))))
+
     @property
     def n_vectors(self) -> int:
         return int(self._r.shape[-1])
@@ -309,7 +348,7 @@ class KPMProvider(FieldProvider):
         d = {**super().describe(), **{k: v for k, v in self.model.to_dict().items() if v is not None}}
         d.update(moments=self.moments, kernel=self.kernel, kernel_requested=self.kernel_requested,
                  probe_distance=str(self.probe_distance), vectors=str(self.vectors), n_vectors=self.n_vectors,
-                 realizations=self.realizations,
+                 realizations=self.realizations, realizations_requested=str(self.realizations_requested),
                  seed=self.seed,
                  spectral_bounds=list(self.bounds), bounds_source="user" if self._user_bounds else "weyl",
                  bound_margin=BOUND_MARGIN)
@@ -318,6 +357,11 @@ class KPMProvider(FieldProvider):
         return d
 
     def _compute(self, spins: torch.Tensor) -> FieldResult:
+        if self._pending_auto:
+            self._calibrate(spins)
+        return self._compute_fixed(spins)
+
+    def _compute_fixed(self, spins: torch.Tensor) -> FieldResult:
         per = max(1, _MAX_ENTRIES // (self.lattice.N * 2 * self.n_vectors))
         parts = [self._evaluate(s) for s in spins.split(per)]
         energy = torch.cat([p[0] for p in parts])
