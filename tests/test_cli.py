@@ -69,3 +69,13 @@ def test_simulate_config_flags_override_and_resume(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lattice: triangular\nsize: 4\nJ: 2.0\nfilling: 0.25\nstepz: 3\n")
     assert main(["simulate", str(bad), "--out", str(tmp_path / "u.h5")]) == 2
+
+
+def test_simulate_refuses_plots_inside_the_trajectory_path(tmp_path, capsys):
+    """A plots directory at or under the trajectory path would make the final rename of the trajectory fail after
+    the whole run; it is refused before any work, with the fix."""
+    out = str(tmp_path / "run")
+    rc = main(["simulate", *PHYS, "--steps", "2", "--out", out, "--plots", str(tmp_path / "run" / "plots")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "inside the trajectory file" in err and len(err.splitlines()) == 1
+    assert not os.path.exists(out)

@@ -66,6 +66,12 @@ def run(args) -> int:
     if os.path.exists(out) and not cfg.get("resume"):
         raise NearsightError(f"{out!r} exists; choose another --out, delete it, or pass --resume")
     provider = build_provider(cfg, lattice, model)   # model name, card and lattice checked before anything is written
+    if cfg.get("plots"):
+        o, pl = os.path.abspath(out), os.path.abspath(cfg["plots"])
+        if pl == o or pl.startswith(o + os.sep):
+            raise NearsightError(f"the plots directory {cfg['plots']!r} would lie at or inside the trajectory file "
+                                 f"{out!r}; give --out a file name such as {os.path.join(out, 'trajectory.h5')!r} "
+                                 f"or another --plots")
     _make_dir(os.path.dirname(os.path.abspath(out)), "--out")
     check_writable(out)
     if cfg.get("plots"):
