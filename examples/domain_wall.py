@@ -29,6 +29,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from nearsight.analysis.locality import mixed_configuration
 from nearsight.analysis.walls import wall_position, wall_velocity
 from nearsight.electrons import AnisotropyProvider, NEGFProvider, Strip, SumProvider
 from nearsight.electrons.base import transverse
@@ -366,7 +367,7 @@ def step_floor(cfg, args):
             ha = transverse(p.compute(torch.as_tensor(a)).fields, torch.as_tensor(a)).numpy()[x == c0]
             den += float((ha ** 2).sum())
             for R in radii:
-                m = np.where((np.abs(x - c0) > R)[:, None], b, a)
+                m = mixed_configuration(a, b, np.abs(x - c0), R)
                 hm = transverse(p.compute(torch.as_tensor(m)).fields, torch.as_tensor(m)).numpy()[x == c0]
                 num[R] += float(((hm - ha) ** 2).sum())
         print(f"V = {V:g}: label floor " + ", ".join(f"R={R}: {100 * np.sqrt(num[R] / den):.2f}%" for R in radii))

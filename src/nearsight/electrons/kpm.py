@@ -284,10 +284,9 @@ class KPMProvider(FieldProvider):
         exact = self.colour is not None and int(self.colour.max()) + 1 == lattice.N
         # 'auto' is settled on the first call (see _calibrate) where phases carry a probing error
         self._pending_auto = auto and vectors is None and not exact
-        self.realizations = 1 if auto else int(realizations)
         self.realizations_requested = "auto" if auto else int(realizations)
         self._n_random = n_random
-        self._set_vectors(self.realizations)
+        self._set_vectors(1 if auto else int(realizations))                   # sets self.realizations
 
         rigorous = weyl_bounds(lattice, model)
         if bounds is None:

@@ -34,6 +34,8 @@ from ..io import atomic_path
 from .network import SiteEnergyModel, SiteMLP, dtype_from_name
 
 FORMAT, VERSION = "nearsight-ml-model", 1
+#: the file format of generalized-potential (driven) models, nearsight.ml.generalized
+GENERALIZED_FORMAT = "nearsight-generalized-model"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 PHYSICS_KEYS = ("J", "t", "t2", "B", "kT", "mu", "filling")
 REQUIRED_CARD_KEYS = ("lattice", "t", "J", "kT", "cutoff", "n_features", "dtype", "network", "training_data")
@@ -179,8 +181,12 @@ def torch_load_safely(path: str):
 def read_model_file(path) -> dict:
     """The raw payload of a model file, checked for format and completeness (clear errors otherwise)."""
     path = str(path)
-    payload = torch_load_safely(path)
-    if isinstance(payload, dict) and payload.get("format") == "nearsight-generalized-model":
+    return check_payload(torch_load_safely(path), path)
+
+
+def check_payload(payload, path: str) -> dict:
+    """A loaded conservative-model payload, checked for format and completeness (clear errors otherwise)."""
+    if isinstance(payload, dict) and payload.get("format") == GENERALIZED_FORMAT:
         raise NearsightError(f"{path!r} is a generalized-potential (driven, NEGF-trained) model: it needs a bias and "
                              f"a strip; load it with nearsight.ml.load_generalized or GeneralizedMLProvider (see "
                              f"examples/domain_wall.py)")
@@ -248,11 +254,11 @@ def load_card(name_or_path: str) -> dict:
     """The card of a shipped model (by name) or a model file: conservative or generalized (driven)."""
     path = resolve_model_path(name_or_path)
     payload = torch_load_safely(str(path))
-    if isinstance(payload, dict) and payload.get("format") == "nearsight-generalized-model":
+    if isinstance(payload, dict) and payload.get("format") == GENERALIZED_FORMAT:
         from .generalized import validate_generalized_card
         card = dict(validate_generalized_card(payload.get("card"), f"the card in {str(path)!r}"))
     else:
-        card = dict(read_model_file(path)["card"])
+        card = dict(check_payload(payload, str(path))["card"])
     card.setdefault("name", path.stem)
     card["path"] = str(path)
     return card

@@ -93,6 +93,7 @@ from ..errors import NearsightError
 from ..io import atomic_path
 from ..lattice import Lattice
 from .cards import FORMAT as BP_FORMAT
+from .cards import GENERALIZED_FORMAT
 from .cards import resolve_model_path, torch_load_safely, validate_card
 from .network import SiteMLP, dtype_from_name, dtype_name
 
@@ -105,7 +106,7 @@ def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.
 __all__ = ["GeneralizedPotentialModel", "GeneralizedMLProvider", "fit_generalized", "save_generalized",
            "load_generalized", "generalized_card"]
 
-FORMAT, VERSION, KIND = "nearsight-generalized-model", 1, "generalized"
+FORMAT, VERSION, KIND = GENERALIZED_FORMAT, 1, "generalized"
 REQUIRED_CARD_KEYS = ("kind", "geometry", "t", "J", "kT", "training_data")
 N_POLAR = 2
 _HEAD_TAGS = ("v", "w", "a", "b")
