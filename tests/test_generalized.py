@@ -25,7 +25,7 @@ from nearsight import Lattice, NearsightError
 from nearsight.electrons.negf import Strip
 from nearsight.ml import (GeneralizedMLProvider, GeneralizedPotentialModel, fit_generalized, load_generalized,
                           save_generalized, save_model)
-from nearsight.ml.generalized import generalized_card
+from nearsight.ml.generalized import TRANSFER_STENCILS, generalized_card
 from provider_checks import random_orthogonal
 
 LX, LY = 6, 5
@@ -35,6 +35,10 @@ N = LX * LY
 # synthetic potentials below, which are built from nearest-neighbour bonds; small so the fit takes ~10 s.
 DESC = {"cutoff": 2.0, "local_cutoff": 1.0}
 XS, YS = np.arange(N) % LX, np.arange(N) // LX
+# model settings the exact-identity tests run with: no spin-transfer part; the dx stencil; every stencil at once
+# (site stencils and bond networks) with the column inputs
+TRANSFERS = [pytest.param({"spin_transfer": False}, id="potentials"), pytest.param({"spin_transfer": True}, id="dx"),
+             pytest.param({"spin_transfer": tuple(TRANSFER_STENCILS), "column_range": 3}, id="all-columns")]
 
 
 # ----------------------------------------------------------------------------------------- synthetic truth
@@ -148,9 +152,9 @@ def test_recovers_each_part_separately(fitted):
 
 
 # ------------------------------------------------------------------------------------ 2. exact identities
-@pytest.mark.parametrize("transfer", [False, True])
+@pytest.mark.parametrize("transfer", TRANSFERS)
 def test_both_parts_are_transverse(rng, transfer):
-    model, s = random_model(spin_transfer=transfer), unit(rng)
+    model, s = random_model(**transfer), unit(rng)
     hc, hn = model.parts(s, torch.tensor([0.7, -0.3, 1.2], dtype=torch.float64))
     assert float(hc.abs().max()) > 0.01 and float(hn.abs().max()) > 0.01
     assert float((hc * s).sum(-1).abs().max()) < 1e-12
@@ -210,9 +214,9 @@ def test_precession_conserves_V_and_W_part_is_a_gradient_flow(rng):
 
 # ------------------------------------------------------------------------------------------- 3. symmetry
 @pytest.mark.parametrize("improper", [False, True])
-@pytest.mark.parametrize("transfer", [False, True])
+@pytest.mark.parametrize("transfer", TRANSFERS)
 def test_global_spin_rotation(rng, improper, transfer):
-    model, s = random_model(spin_transfer=transfer), unit(rng, 2)
+    model, s = random_model(**transfer), unit(rng, 2)
     bias = torch.tensor([0.5, -1.0], dtype=torch.float64)
     R = torch.as_tensor(random_orthogonal(rng, improper))
     V0, W0 = model.potentials(s, bias)
@@ -222,7 +226,7 @@ def test_global_spin_rotation(rng, improper, transfer):
     hc0, hn0, hc1, hn1 = r0["h_conservative"], r0["h_nonconservative"], r1["h_conservative"], r1["h_nonconservative"]
     det = float(torch.linalg.det(R))
     assert float((hc1 - hc0 @ R.T).abs().max()) < 1e-10            # a vector
-    if transfer:   # the spin-transfer part a P D + b S x D is a vector plus a pseudovector: rotates as a vector
+    if transfer["spin_transfer"]:   # a P D + b S x D: a vector plus a pseudovector, rotates as a vector
         ht0, ht1 = r0["h_transfer"], r1["h_transfer"]
         assert float(ht0.abs().max()) > 1e-2
         hn0, hn1 = hn0 - ht0, hn1 - ht1
@@ -237,9 +241,9 @@ def _permute(s, perm):
     return out
 
 
-@pytest.mark.parametrize("transfer", [False, True])
+@pytest.mark.parametrize("transfer", TRANSFERS)
 def test_translation_along_y_and_mirror_with_bias_reversal(rng, transfer):
-    model, s = random_model(spin_transfer=transfer), unit(rng, 2)
+    model, s = random_model(**transfer), unit(rng, 2)
     bias = torch.tensor([0.5, -1.0], dtype=torch.float64)
     V0, W0 = model.potentials(s, bias)
     h0 = model.fields(s, bias)
@@ -255,9 +259,10 @@ def test_translation_along_y_and_mirror_with_bias_reversal(rng, transfer):
     assert float((h2 - _permute(h0, torch.as_tensor((LX - 1 - XS) + LX * YS))).abs().max()) > 1e-3
 
 
-def test_periodic_lattice_is_fully_translation_invariant(rng):
+@pytest.mark.parametrize("kw", [{}, {"spin_transfer": tuple(TRANSFER_STENCILS), "column_range": 2}])
+def test_periodic_lattice_is_fully_translation_invariant(rng, kw):
     lat = Lattice("square", 6, 5)
-    model, s, bias = random_model(lat), unit(rng, 1), torch.tensor([0.7], dtype=torch.float64)
+    model, s, bias = random_model(lat, **kw), unit(rng, 1), torch.tensor([0.7], dtype=torch.float64)
     x, y = lat.xy[:, 0], lat.xy[:, 1]
     h0 = model.fields(s, bias)
     perm = torch.as_tensor(lat.index(x + 2, y + 1))
@@ -278,9 +283,25 @@ def test_locality_and_open_seam(rng):
     assert float((h1 - h0).abs().max()) > 1e-3
 
 
-@pytest.mark.parametrize("transfer", [False, True])
+def test_column_inputs_reach_column_range_and_no_further(rng):
+    """With ``column_range = K`` (> the descriptor cutoff 2) a site term sees K columns along x, so the field on
+    x = 0 depends on columns up to 2K = 6 and not beyond; the column inputs make it reach that far."""
+    model = random_model(Strip(9, 5), spin_transfer=tuple(TRANSFER_STENCILS), column_range=3)
+    assert model.cutoff == 3.0
+    s, bias = unit(rng, 1, 45), torch.tensor([0.8], dtype=torch.float64)
+    h0 = model.fields(s, bias)
+    x, near = np.arange(45) % 9, torch.as_tensor(np.arange(45)[np.arange(45) % 9 == 0])
+    for cols, changes in (((7, 8), False), ((6,), True)):
+        s2 = s.clone()
+        far = torch.as_tensor(np.arange(45)[np.isin(x, cols)])
+        s2[:, far] = unit(rng, 1, len(far))[0]
+        d = float((model.fields(s2, bias)[:, near] - h0[:, near]).abs().max())
+        assert (d > 1e-6) if changes else (d < 1e-12), (cols, d)
+
+
+@pytest.mark.parametrize("transfer", TRANSFERS)
 def test_batched_equals_single(rng, transfer):
-    model, s = random_model(spin_transfer=transfer), unit(rng, 3)
+    model, s = random_model(**transfer), unit(rng, 3)
     bias = torch.tensor([0.2, 0.0, -0.9], dtype=torch.float64)
     hb = model.fields(s, bias)
     for k in range(3):
@@ -295,9 +316,9 @@ def _card(model, **over):
     return card
 
 
-@pytest.mark.parametrize("transfer", [False, True])
+@pytest.mark.parametrize("transfer", TRANSFERS)
 def test_save_load_round_trip_and_provider(tmp_path, rng, transfer):
-    model = random_model(spin_transfer=transfer)
+    model = random_model(**transfer)
     path = save_generalized(str(tmp_path / "gen.pt"), model, _card(model))
     loaded = load_generalized(path)
     assert loaded.card["kind"] == "generalized" and loaded.card["geometry"] == {"type": "strip", "Lx": LX, "Ly": LY}
@@ -331,6 +352,10 @@ def test_bad_input(tmp_path, rng):
         GeneralizedPotentialModel(Lattice("triangular", 6), DESC)
     with pytest.raises(NearsightError, match="width Ly must hold"):
         GeneralizedPotentialModel(Strip(6, 3), DESC)
+    with pytest.raises(NearsightError, match="stencil names"):
+        GeneralizedPotentialModel(GEO, DESC, spin_transfer=("dx", "upwind"))
+    with pytest.raises(NearsightError, match="stencil names"):
+        GeneralizedPotentialModel(GEO, DESC, spin_transfer=("dx", "dx"))
     with pytest.raises(NearsightError, match="kind"):
         save_generalized(str(tmp_path / "x.pt"), model, _card(model, kind="bp"))
     with pytest.raises(NearsightError, match="filling or mu"):

@@ -36,6 +36,14 @@ factor so the whole field keeps the two-terminal mirror symmetry). It is returne
 (``h_nonconservative = S x (-dW/dS) + h_transfer``). In LLG it gives ``dS_i/dt = b_i P_i D_i - a_i S_i x D_i + ...``:
 ``b`` is the adiabatic and ``a`` the non-adiabatic coefficient of a Zhang–Li torque with local, learned strengths.
 
+More stencils can be added (``spin_transfer=("dx", "sx", ...)``, :data:`TRANSFER_STENCILS`), each a term
+``a^k_i P_i D^k_i + b^k_i S_i x D^k_i`` with its own two site networks, ``D^k_i = sum_d w_d S_{i+d}`` over a few
+neighbour offsets ``d``. A stencil odd under the mirror ``x -> -x`` (``dx``; ``dxy``; ``d2x``) has mirror-even
+coefficients before the bias factor, as above; an even one (``sx``: ``S_{i+x} + S_{i-x}``; ``sxy``; ``s2x``; ``sy``)
+has mirror-odd coefficients (as ``w``). Both are needed for an *upwind* torque — electrons arriving from the upstream
+neighbour rotate towards the local spin:
+``|V| P_i S_{i - sgn(V) x} = |V|/2 P_i (S_{i+x} + S_{i-x}) - V/2 P_i (S_{i+x} - S_{i-x})``.
+
 **Inputs beyond the descriptor** (concatenated to the descriptor features of strip site ``(x, y)``):
 
 * ``bias`` V (one scalar per configuration) so one model covers several biases;
@@ -43,6 +51,14 @@ factor so the whole field keeps the two-terminal mirror symmetry). It is returne
   lattice: leads at infinity). They depend on ``x`` only, never on ``y``: the model stays translation invariant
   along ``y`` and reflection invariant about ``y``; along ``x`` the strip is not translation invariant, and these
   inputs tell the network so, with a decay that makes the model transferable to longer strips;
+* ``column_range = K`` (default 0: off): ``4K + 1`` column inputs, the means over ``y`` of the bond alignments
+  ``S_j . S_{j+x}`` and ``S_j . S_{j+y}`` in the columns up to ``K`` away along ``x`` (zero beyond a lead). In a
+  double-exchange metal the alignment of a bond sets its conductance, and the current through a noisy texture —
+  hence the spin-transfer torque on a site — depends on the texture further along the strip than the descriptor
+  cutoff (measured on the domain-wall strip: the label floor of noisy walls at bias 1-1.6 is 5-6% at radius 2-4,
+  ``examples/domain_wall.py floor``). Column means keep every symmetry (``y`` translation and mirror, O(3); the
+  list reverses under the ``x`` mirror) and make the site terms see ``K`` columns: :attr:`cutoff` is
+  ``max(descriptor cutoff, K)``;
 * ``polar`` (default on): two current-direction features, ``S_i . (S_{i+x} - S_{i-x})`` and
   ``S_i . (S_{i+x+y} + S_{i+x-y} - S_{i-x+y} - S_{i-x-y})``. The descriptor is invariant under the site point
   group, including the mirror ``x -> -x``, so without them a site far from the leads could not tell the
@@ -109,7 +125,36 @@ __all__ = ["GeneralizedPotentialModel", "GeneralizedMLProvider", "fit_generalize
 FORMAT, VERSION, KIND = GENERALIZED_FORMAT, 1, "generalized"
 REQUIRED_CARD_KEYS = ("kind", "geometry", "t", "J", "kT", "training_data")
 N_POLAR = 2
-_HEAD_TAGS = ("v", "w", "a", "b")
+
+#: Spin-transfer stencils: name -> (neighbour offsets (dx, dy, weight), sign of the coefficient under the mirror).
+TRANSFER_STENCILS = {
+    "dx": (((1, 0, 1.0), (-1, 0, -1.0)), 1.0),
+    "sx": (((1, 0, 1.0), (-1, 0, 1.0)), -1.0),
+    "dxy": (((1, 1, 1.0), (1, -1, 1.0), (-1, 1, -1.0), (-1, -1, -1.0)), 1.0),
+    "sxy": (((1, 1, 1.0), (1, -1, 1.0), (-1, 1, 1.0), (-1, -1, 1.0)), -1.0),
+    "d2x": (((2, 0, 1.0), (-2, 0, -1.0)), 1.0),
+    "s2x": (((2, 0, 1.0), (-2, 0, 1.0)), -1.0),
+    "sy": (((0, 1, 1.0), (0, -1, 1.0)), -1.0),
+}
+
+
+def _stencil_tags(name: str) -> tuple[str, str]:
+    return ("a", "b") if name == "dx" else (f"a_{name}", f"b_{name}")
+
+
+def _parse_stencils(spin_transfer) -> tuple[str, ...]:
+    """``False``/``None`` -> (); ``True`` -> ("dx",); a name or a list of names -> that tuple (checked)."""
+    if spin_transfer is None or spin_transfer is False or (isinstance(spin_transfer, (tuple, list))
+                                                           and len(spin_transfer) == 0):
+        return ()
+    if spin_transfer is True:
+        return ("dx",)
+    names = (spin_transfer,) if isinstance(spin_transfer, str) else tuple(spin_transfer)
+    bad = [n for n in names if n not in TRANSFER_STENCILS]
+    if bad or len(set(names)) != len(names):
+        raise NearsightError(f"spin_transfer must be true/false or a list of distinct stencil names from "
+                             f"{sorted(TRANSFER_STENCILS)}, got {spin_transfer!r}")
+    return names
 
 
 def _geometry_info(geometry) -> dict:
@@ -150,11 +195,14 @@ class GeneralizedPotentialModel(nn.Module):
     lead_scales : decay lengths ``lam`` of the lead-proximity inputs ``exp(-d/lam)`` (may be empty).
     polar : add the two current-direction inputs (odd under ``x -> -x``).
     mirror_symmetric : average each site network over the mirror ``x -> Lx-1-x`` with ``V -> -V``.
+    spin_transfer : ``False``; ``True`` (the ``dx`` stencil); or a list of stencil names (:data:`TRANSFER_STENCILS`).
+    column_range : columns seen on each side through the column inputs (0: none).
     """
 
     def __init__(self, geometry, descriptor: dict | None = None, *, hidden=(32, 32), activation: str = "silu",
                  lead_scales=(1.0, 3.0), polar: bool = True, mirror_symmetric: bool = True,
-                 spin_transfer: bool = False, heads: tuple[SiteMLP, ...] | None = None, card: dict | None = None):
+                 spin_transfer=False, column_range: int = 0, heads: tuple[SiteMLP, ...] | None = None,
+                 card: dict | None = None):
         super().__init__()
         self.geometry_info = _geometry_info(geometry)
         self.geometry = geometry
@@ -165,21 +213,27 @@ class GeneralizedPotentialModel(nn.Module):
         if any(not math.isfinite(s) or s <= 0 for s in self.lead_scales):
             raise NearsightError(f"lead_scales must be positive finite lengths, got {list(lead_scales)!r}")
         self.polar, self.mirror_symmetric = bool(polar), bool(mirror_symmetric)
-        self.spin_transfer = bool(spin_transfer)
+        self.transfer_stencils = _parse_stencils(spin_transfer)
+        self.spin_transfer = bool(self.transfer_stencils)
         self.descriptor, self.pad, self.padded = self._build_descriptor(dict(descriptor or {}))
-        self.n_extra = 1 + 2 * len(self.lead_scales) + (N_POLAR if self.polar else 0)
+        if not (isinstance(column_range, (int, np.integer)) and 0 <= int(column_range) < 64):
+            raise NearsightError(f"column_range must be an integer >= 0 (columns seen on each side), got "
+                                 f"{column_range!r}")
+        self.column_range = int(column_range)
+        self.n_extra = (1 + 2 * len(self.lead_scales) + (N_POLAR if self.polar else 0)
+                        + (4 * self.column_range + 1 if self.column_range else 0))
         n_in = int(self.descriptor.n_features) + self.n_extra
-        n_heads = 4 if self.spin_transfer else 2
+        n_heads = 2 + 2 * len(self.transfer_stencils)
         if heads is None:
             heads = tuple(SiteMLP(n_in, hidden, activation) for _ in range(n_heads))
         if len(heads) != n_heads:
-            raise NearsightError(f"spin_transfer={self.spin_transfer} needs {n_heads} site networks, got {len(heads)}; "
-                                 f"the model file does not match its settings")
+            raise NearsightError(f"spin_transfer={list(self.transfer_stencils)} needs {n_heads} site networks, got "
+                                 f"{len(heads)}; the model file does not match its settings")
         if any(h.n_features != n_in for h in heads):
             raise NearsightError(f"the site networks expect {heads[0].n_features} inputs but the descriptor and the "
                                  f"driven inputs give {n_in}; the model file does not match its settings")
         self.v_head, self.w_head = heads[:2]
-        self.a_head, self.b_head = heads[2:] if self.spin_transfer else (None, None)
+        self.transfer_heads = nn.ModuleList(heads[2:])        # (a, b) per stencil, in stencil order
         self.card = dict(card or {})
         self._build_tables()
 
@@ -195,11 +249,12 @@ class GeneralizedPotentialModel(nn.Module):
             return Descriptor(lat, **opts)
 
         requested = float(opts.get("cutoff", 6.0) or 6.0)
-        pad = math.ceil(requested - 1e-9) if strip else 0
+        reach = max([abs(dx) for n in self.transfer_stencils for dx, _, _ in TRANSFER_STENCILS[n][0]] + [1])
+        pad = max(math.ceil(requested - 1e-9), reach) if strip else 0
         try:
             desc = make(pad)
             if strip and desc.cutoff > pad + 1e-9:       # receptive radius beyond the request: pad further
-                pad = math.ceil(desc.cutoff - 1e-9)
+                pad = max(math.ceil(desc.cutoff - 1e-9), reach)
                 desc = make(pad)
         except NearsightError as exc:
             raise NearsightError(f"{exc} — for the {g['type']} geometry {g['Lx']}x{g['Ly']} "
@@ -217,6 +272,8 @@ class GeneralizedPotentialModel(nn.Module):
               for k, (dx, dy) in {"px": (1, 0), "mx": (-1, 0), "pxpy": (1, 1), "pxmy": (1, -1),
                                   "mxpy": (-1, 1), "mxmy": (-1, -1)}.items()}
         self._nb = nb
+        self._stencil = {name: [(torch.as_tensor(lat.index(x + self.pad + dx, y + dy)), w)
+                                for dx, dy, w in TRANSFER_STENCILS[name][0]] for name in self.transfer_stencils}
         if g["type"] == "strip" and self.lead_scales:
             lead = [np.exp(-x / s) for s in self.lead_scales] + [np.exp(-(Lx - 1 - x) / s) for s in self.lead_scales]
             self._lead = torch.as_tensor(np.stack(lead, -1), dtype=torch.float64)      # [N, 2k]
@@ -229,13 +286,19 @@ class GeneralizedPotentialModel(nn.Module):
             return self
         m = GeneralizedPotentialModel(geometry, self.descriptor.config(), lead_scales=self.lead_scales,
                                       polar=self.polar, mirror_symmetric=self.mirror_symmetric,
-                                      spin_transfer=self.spin_transfer, heads=self.heads, card=self.card)
+                                      column_range=self.column_range,
+                                      spin_transfer=self.transfer_stencils, heads=self.heads, card=self.card)
         return m.to(dtype=self.dtype)
 
     @property
     def heads(self) -> tuple[SiteMLP, ...]:
-        """The site networks: ``v``, ``w`` and, with ``spin_transfer``, the coefficients ``a``, ``b``."""
-        return (self.v_head, self.w_head) + ((self.a_head, self.b_head) if self.spin_transfer else ())
+        """The site networks: ``v``, ``w`` and, with ``spin_transfer``, the coefficients ``a``, ``b`` per stencil."""
+        return (self.v_head, self.w_head) + tuple(self.transfer_heads)
+
+    @property
+    def head_tags(self) -> tuple[str, ...]:
+        """File tags of :attr:`heads` (``v``, ``w``, then ``a``, ``b`` for ``dx`` and ``a_<name>``, ``b_<name>``)."""
+        return ("v", "w") + tuple(t for n in self.transfer_stencils for t in _stencil_tags(n))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -247,13 +310,15 @@ class GeneralizedPotentialModel(nn.Module):
 
     @property
     def cutoff(self) -> float:
-        """Receptive radius of a site term ``v_i``, ``w_i`` (a field sees twice this)."""
-        return float(self.descriptor.cutoff)
+        """Receptive radius of a site term ``v_i``, ``w_i`` (a field sees twice this): the descriptor's cutoff, or
+        ``column_range`` along x if larger."""
+        return max(float(self.descriptor.cutoff), float(self.column_range))
 
     def settings(self) -> dict:
         return {"hidden": list(self.v_head.hidden), "activation": self.v_head.activation,
-                "lead_scales": list(self.lead_scales), "polar": self.polar,
+                "lead_scales": list(self.lead_scales), "polar": self.polar, "column_range": self.column_range,
                 "mirror_symmetric": self.mirror_symmetric, "spin_transfer": self.spin_transfer,
+                "transfer_stencils": list(self.transfer_stencils),
                 "n_features": self.v_head.n_features,
                 "dtype": dtype_name(self.dtype)}
 
@@ -283,11 +348,13 @@ class GeneralizedPotentialModel(nn.Module):
     def _padded(self, spins: torch.Tensor) -> torch.Tensor:
         return spins.new_zeros(spins.shape[0], self.padded.N, 3).index_copy(1, self._site.to(spins.device), spins)
 
-    def _x_difference(self, spins: torch.Tensor) -> torch.Tensor:
-        """``D_i = S_{i+x} - S_{i-x}`` ``[B, N, 3]`` (a missing neighbour, beyond a lead, counts as zero)."""
-        padded = self._padded(spins)
-        return (padded.index_select(1, self._nb["px"].to(spins.device))
-                - padded.index_select(1, self._nb["mx"].to(spins.device)))
+    def _stencil_sum(self, padded: torch.Tensor, name: str) -> torch.Tensor:
+        """``D_i = sum_d w_d S_{i+d}`` of one stencil ``[B, N, 3]`` (a missing neighbour, beyond a lead, is zero)."""
+        out = None
+        for idx, w in self._stencil[name]:
+            term = w * padded.index_select(1, idx.to(padded.device))
+            out = term if out is None else out + term
+        return out
 
     def inputs(self, spins: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Site inputs ``z`` and their mirror images ``z'`` (``[B, N, F + extra]``) for a checked batch."""
@@ -298,6 +365,10 @@ class GeneralizedPotentialModel(nn.Module):
         k = len(self.lead_scales)
         v = bias[:, None, None].expand(B, N, 1)
         parts, mparts = [desc, v, lead], [desc, -v, torch.cat([lead[..., k:], lead[..., :k]], -1)]
+        if self.column_range:
+            col, mcol = self._column_inputs(spins)
+            parts.append(col)
+            mparts.append(mcol)
         if self.polar:
             nb = {key: padded.index_select(1, idx.to(spins.device)) for key, idx in self._nb.items()}
             p1 = (spins * (nb["px"] - nb["mx"])).sum(-1)
@@ -306,6 +377,33 @@ class GeneralizedPotentialModel(nn.Module):
             parts.append(pol)
             mparts.append(-pol)
         return torch.cat(parts, -1), torch.cat(mparts, -1)
+
+    def _column_inputs(self, spins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Column inputs ``[B, N, 4K + 1]`` (``K = column_range``) and their mirror images: the column means (over
+        ``y``) of the bond alignments ``S_j . S_{j+x}`` of the x-bonds ``(x+k, x+k+1)``, ``k = -K..K-1``, and
+        ``S_j . S_{j+y}`` of the columns ``x+k``, ``k = -K..K``, seen from a site in column ``x``; zero beyond a
+        lead. They tell a site how well aligned — how conducting, in a double-exchange metal — the strip is up to
+        ``K`` columns away: the current through a noisy texture is set by more than the descriptor's radius.
+        The mirror ``x -> -x`` reverses each list (bond ``k -> -k-1``, column ``k -> -k``)."""
+        g, K = self.geometry_info, self.column_range
+        Lx, Ly, B = g["Lx"], g["Ly"], spins.shape[0]
+        s = spins.reshape(B, Ly, Lx, 3)
+        by = (s * s.roll(-1, 1)).sum(-1).mean(1)                                           # [B, Lx]
+        xs = torch.arange(Lx, device=spins.device)
+        if g["type"] == "periodic":
+            bx = (s * s.roll(-1, 2)).sum(-1).mean(1)
+            ib = (xs[:, None] + torch.arange(-K, K, device=spins.device)) % Lx
+            iy = (xs[:, None] + torch.arange(-K, K + 1, device=spins.device)) % Lx
+        else:                                  # zero-padded: bond x (x, x+1) at x + K, column x at x + K
+            bx = torch.nn.functional.pad((s[:, :, :-1] * s[:, :, 1:]).sum(-1).mean(1), (K, K))
+            by = torch.nn.functional.pad(by, (K, K))
+            ib = xs[:, None] + torch.arange(0, 2 * K, device=spins.device)
+            iy = xs[:, None] + torch.arange(0, 2 * K + 1, device=spins.device)
+        cb, cy = bx[:, ib], by[:, iy]                                                      # [B, Lx, 2K], [B, Lx, 2K+1]
+        col = torch.cat([cb, cy], -1)
+        mcol = torch.cat([cb.flip(-1), cy.flip(-1)], -1)
+        expand = lambda t: t[:, None].expand(B, Ly, Lx, t.shape[-1]).reshape(B, Lx * Ly, t.shape[-1])  # noqa: E731
+        return expand(col), expand(mcol)
 
     def _heads(self, z, zm, b, head: SiteMLP, odd_bias: bool, mirror_sign: float | None = None) -> torch.Tensor:
         """One site network on inputs ``z`` (averaged with the mirror images ``zm``); ``w`` carries the bias.
@@ -319,11 +417,15 @@ class GeneralizedPotentialModel(nn.Module):
         return b[:, None] * out if odd_bias else out
 
     def _transfer(self, s, z, zm, b) -> torch.Tensor:
-        """Spin-transfer part ``a_i P_i D_i + b_i S_i x D_i`` (``D_i = S_{i+x} - S_{i-x}``), ``[B, N, 3]``."""
-        D = self._x_difference(s)
-        a = self._heads(z, zm, b, self.a_head, True, mirror_sign=1.0)
-        c = self._heads(z, zm, b, self.b_head, True, mirror_sign=1.0)
-        return a[..., None] * transverse(D, s) + c[..., None] * torch.cross(s, D, dim=-1)
+        """Spin-transfer part ``sum_k a^k_i P_i D^k_i + b^k_i S_i x D^k_i`` over the stencils, ``[B, N, 3]``."""
+        padded, out = self._padded(s), 0.0
+        for k, name in enumerate(self.transfer_stencils):
+            D = self._stencil_sum(padded, name)
+            sign = TRANSFER_STENCILS[name][1]
+            a = self._heads(z, zm, b, self.transfer_heads[2 * k], True, mirror_sign=sign)
+            c = self._heads(z, zm, b, self.transfer_heads[2 * k + 1], True, mirror_sign=sign)
+            out = out + a[..., None] * transverse(D, s) + c[..., None] * torch.cross(s, D, dim=-1)
+        return out
 
     def site_terms(self, spins: torch.Tensor, bias) -> tuple[torch.Tensor, torch.Tensor]:
         """``(v, w)``, each ``[B, N]``: the site terms of ``V`` and ``W``; ``w_i = bias * MLP_w(z_i)``."""
@@ -403,7 +505,7 @@ class GeneralizedPotentialModel(nn.Module):
         g = self.geometry_info
         return (f"{g['type']} {g['Lx']}x{g['Ly']} (pad {self.pad}), cutoff={self.cutoff:g}, "
                 f"lead_scales={list(self.lead_scales)}, polar={self.polar}, mirror_symmetric={self.mirror_symmetric}, "
-                f"spin_transfer={self.spin_transfer}")
+                f"spin_transfer={list(self.transfer_stencils)}")
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -488,7 +590,8 @@ def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) ->
     payload = {"format": FORMAT, "version": VERSION, "card": card, "descriptor": model.descriptor.config(),
                "settings": model.settings(),
                "state_dict": {f"{tag}.{k}": t.detach().cpu().clone()
-                              for tag, head in zip(_HEAD_TAGS, model.heads) for k, t in head.state_dict().items()}}
+                              for tag, head in zip(model.head_tags, model.heads)
+                              for k, t in head.state_dict().items()}}
     with atomic_path(str(path)) as tmp:
         torch.save(payload, tmp)
     return str(path)
@@ -512,15 +615,18 @@ def load_generalized(name_or_path: str, geometry=None) -> GeneralizedPotentialMo
     st = payload.get("settings") or {}
     dtype = dtype_from_name(st.get("dtype", "float32"))
     try:
+        stencils = _parse_stencils(st.get("transfer_stencils") or bool(st.get("spin_transfer", False)))
         heads = []
-        for tag in _HEAD_TAGS[:4 if st.get("spin_transfer", False) else 2]:
+        for tag in ("v", "w") + tuple(t for n in stencils for t in _stencil_tags(n)):
             h = SiteMLP(int(st["n_features"]), st["hidden"], st["activation"]).to(dtype)   # dtype first: no rounding
-            h.load_state_dict({k[2:]: t for k, t in payload["state_dict"].items() if k.startswith(tag + ".")})
+            h.load_state_dict({k[len(tag) + 1:]: t for k, t in payload["state_dict"].items()
+                               if k.startswith(tag + ".")})
             heads.append(h)
         geometry = geometry_from_info(card["geometry"]) if geometry is None else geometry
         model = GeneralizedPotentialModel(geometry, payload["descriptor"], lead_scales=st["lead_scales"],
                                           polar=st["polar"], mirror_symmetric=st["mirror_symmetric"],
-                                          spin_transfer=st.get("spin_transfer", False), heads=tuple(heads),
+                                          column_range=int(st.get("column_range", 0)),
+                                          spin_transfer=stencils, heads=tuple(heads),
                                           card=card)
     except NearsightError as exc:
         raise NearsightError(f"model {path!r}: {exc}") from None
