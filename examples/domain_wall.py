@@ -18,6 +18,7 @@ STEP is one of
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -82,7 +83,28 @@ def initial_wall(cfg, w: dict, strip: Strip) -> np.ndarray:
     return domain_wall(strip, w["x0"] + shift, w["width"], phi=w.get("phi", 0.0))
 
 
-def run_walls(cfg, provider_for_bias, solver: str, Lx=None, steps=None, biases=None) -> dict:
+def source_of(model=None) -> str:
+    """What made a run: ``negf``, or an ML model file (its SHA-256 prefix). Runs are cached by path; a cached run
+    made by another source (a retrained model) is run again."""
+    if model is None:
+        return "negf"
+    with open(model.card["path"], "rb") as fh:
+        return "model:" + hashlib.sha256(fh.read()).hexdigest()[:16]
+
+
+def cached(path: str, source: str) -> bool:
+    """True if ``path`` holds a finished run made by ``source`` (files from before sources were recorded count as
+    NEGF runs); a run by another source is deleted."""
+    if not os.path.exists(path):
+        return False
+    if read_trajectory(path)[1].get("source", "negf") == source:
+        return True
+    print(f"{path} was made by another model: running it again")
+    os.remove(path)
+    return False
+
+
+def run_walls(cfg, provider_for_bias, solver: str, Lx=None, steps=None, biases=None, source="negf") -> dict:
     """LLG from each wall of the config at each bias; returns {(bias, k): (times, X, wall_s, steps)}."""
     L = cfg["llg"]
     strip = strip_of(cfg, Lx)
@@ -92,12 +114,12 @@ def run_walls(cfg, provider_for_bias, solver: str, Lx=None, steps=None, biases=N
         for k, w in enumerate(cfg["walls"]):
             path = ref_path(cfg, solver, bias, k, Lx)
             n = int(steps or L["steps"])
-            done = os.path.exists(path)
+            done = cached(path, source)
             if not done:
                 t0 = time.perf_counter()
                 run_llg(prov, initial_wall(cfg, w, strip), steps=n, dt=L["dt"], alpha=L["alpha"], kT=L["kT"],
                         every=L["every"], out=path, resume=os.path.exists(path + ".partial"), progress=True,
-                        attrs={"wall": json.dumps(w), "config_name": cfg["name"]})
+                        attrs={"wall": json.dumps(w), "config_name": cfg["name"], "source": source})
                 wall_s = time.perf_counter() - t0
             arrays, attrs = read_trajectory(path)
             X = wall_position(arrays["spins"][:, 0], strip.Lx, strip.Ly)
@@ -118,20 +140,15 @@ def step_snapshots(cfg, args):
     sc, P = cfg["snapshots"], paths(cfg)
     strip = strip_of(cfg)
     per = int(sc.get("per_call", 8))
-    for split, count, seed in splits(cfg):
+    for split, count, seed, ranges in splits(cfg):
+        sr = {**sc, **ranges}                       # this file's ranges (a more_train entry may narrow them)
         if os.path.exists(P[split]):
             print(f"{P[split]} exists; delete it to regenerate")
             continue
-        rng = np.random.default_rng(seed)
         S_all, H_all, E_all, V_all, I_all = [], [], [], [], []
-        for call in tqdm(range((count + per - 1) // per), desc=f"NEGF {split} snapshots"):
-            V = float(rng.uniform(*sc["bias"]))
-            S = []
-            for _ in range(per):
-                s = domain_wall(strip, rng.uniform(*sc["x0"]), rng.uniform(*sc["width"]),
-                                phi=rng.uniform(0, 2 * np.pi))
-                S.append(normalize(s + rng.uniform(*sc["noise"]) * rng.standard_normal(s.shape)))
-            S = np.stack(S)
+        calls = draw_snapshots(sr, strip, np.random.default_rng(seed), count, per)
+        for V, draws in tqdm(calls, total=(count + per - 1) // per, desc=f"NEGF {split} snapshots"):
+            S = np.stack([d[2] for d in draws])
             r = negf(cfg, V, strip).compute(torch.as_tensor(S))
             S_all.append(S)
             H_all.append(r.fields.numpy())
@@ -146,13 +163,39 @@ def step_snapshots(cfg, args):
         print(f"wrote {P[split]}: {len(np.concatenate(V_all))} labelled configurations")
 
 
-def splits(cfg) -> list:
-    """(name, count, seed) of each snapshot file: the training sets (``train`` with ``seed``, then each entry of
-    ``more_train``) and the held-out set ``val`` (``val_seed``); every file has its own random stream."""
+def draw_snapshots(sr: dict, strip: Strip, rng, count: int, per: int):
+    """The snapshot sampler: for each NEGF call a bias and ``per`` draws (clean wall, noise amplitude, noisy
+    spins) — uniform wall position, width, tilt and noise amplitude in the ranges of ``sr``. Replaying it with a
+    file's seed gives that file's configurations again, with the wall and the amplitude behind each."""
+    for _ in range((count + per - 1) // per):
+        V = float(rng.uniform(*sr["bias"]))
+        draws = []
+        for _ in range(per):
+            s0 = domain_wall(strip, rng.uniform(*sr["x0"]), rng.uniform(*sr["width"]), phi=rng.uniform(0, 2 * np.pi))
+            amp = float(rng.uniform(*sr["noise"]))
+            draws.append((s0, amp, normalize(s0 + amp * rng.standard_normal(s0.shape))))
+        yield V, draws
+
+
+def noise_amplitudes(cfg, split="val") -> np.ndarray:
+    """The noise amplitude of each configuration of a snapshot file (replayed from its seed; no NEGF)."""
     sc = cfg["snapshots"]
-    out = [("train", int(sc["train"]), int(sc["seed"]))]
-    out += [(f"train{k + 2}", int(m["count"]), int(m["seed"])) for k, m in enumerate(sc.get("more_train") or [])]
-    return out + [("val", int(sc["val"]), int(sc["val_seed"]))]
+    (_, count, seed, ranges), = [sp for sp in splits(cfg) if sp[0] == split]
+    calls = draw_snapshots({**sc, **ranges}, strip_of(cfg), np.random.default_rng(seed), count,
+                           int(sc.get("per_call", 8)))
+    return np.array([d[1] for _, draws in calls for d in draws])
+
+
+def splits(cfg) -> list:
+    """(name, count, seed, ranges) of each snapshot file: the training sets (``train`` with ``seed``, then each entry
+    of ``more_train``, which may narrow the ranges ``bias``, ``noise``, ``x0``, ``width`` to add data where the
+    model errs most) and the held-out set ``val`` (``val_seed``, the full ranges); each file has its own random
+    stream."""
+    sc, keys = cfg["snapshots"], ("bias", "noise", "x0", "width")
+    out = [("train", int(sc["train"]), int(sc["seed"]), {})]
+    out += [(f"train{k + 2}", int(m["count"]), int(m["seed"]), {key: m[key] for key in keys if key in m})
+            for k, m in enumerate(sc.get("more_train") or [])]
+    return out + [("val", int(sc["val"]), int(sc["val_seed"]), {})]
 
 
 def _load_labels(*files):
@@ -173,18 +216,20 @@ def predict(model, S, V, chunk=64):
 def step_train(cfg, args):
     """Fit the model of the config; with ``fit.ablation`` also the same model without its spin-transfer part."""
     if args.only != "ablation":
-        train_one(cfg, args, bool(cfg["fit"]["spin_transfer"]), paths(cfg)["model"])
+        train_one(cfg, args, cfg["fit"]["spin_transfer"], paths(cfg)["model"])
     if cfg["fit"].get("ablation") and args.only != "model":
         train_one(cfg, argparse.Namespace(install=False), False, paths(cfg)["model_vw"])
 
 
-def train_one(cfg, args, transfer: bool, model_path: str):
+def train_one(cfg, args, transfer, model_path: str):
+    """Fit one model (``transfer``: the ``spin_transfer`` setting: false, true or a list of stencils) and save it."""
     P, f = paths(cfg), cfg["fit"]
     train_files = [P[sp] for sp, *_ in splits(cfg) if sp != "val"]
     S, H, V = _load_labels(*train_files)
     torch.manual_seed(int(f.get("seed", 0)))
     model = GeneralizedPotentialModel(strip_of(cfg), f["descriptor"], hidden=tuple(f["hidden"]),
-                                      lead_scales=tuple(f["lead_scales"]), spin_transfer=transfer)
+                                      lead_scales=tuple(f["lead_scales"]), spin_transfer=transfer,
+                                      column_range=int(f.get("column_range", 0)))
     t0 = time.perf_counter()
     hist = fit_generalized(model, S, H, V, epochs=int(f["epochs"]), lr=float(f["lr"]),
                            batch_size=int(f["batch_size"]), seed=int(f.get("seed", 0)))
@@ -208,7 +253,10 @@ def train_one(cfg, args, transfer: bool, model_path: str):
         from nearsight.ml.cards import MODELS_DIR
         dest = os.path.join(MODELS_DIR, f"{cfg['name']}.pt")
         shutil.copyfile(model_path, dest)
-        print(f"installed {dest}")
+        with open(os.path.join(MODELS_DIR, f"{cfg['name']}.card.json"), "w") as fh:       # the card, readable
+            json.dump(card, fh, indent=1)
+            fh.write("\n")
+        print(f"installed {dest} and its card")
 
 
 def ml_model(cfg, which="model"):
@@ -230,10 +278,15 @@ def validate_one(cfg, model):
     Sv, Hv, Vv = _load_labels(P["val"])
     Hp = predict(model, Sv, Vv)
     print(f"held-out snapshots ({len(Sv)}): transverse-field RMS error ratio {100 * rms_ratio(Hp, Hv, Sv):.2f}%")
+    amp = torch.as_tensor(noise_amplitudes(cfg))
     for lo, hi in ((0.0, 0.5), (0.5, 1.0), (1.0, 1.7)):
         sel = (Vv >= lo) & (Vv < hi)
         if sel.any():
-            print(f"  bias in [{lo:g}, {hi:g}): {100 * rms_ratio(Hp[sel], Hv[sel], Sv[sel]):.2f}% ({int(sel.sum())})")
+            noisy = sel & (amp > 0.17)
+            line = f"  bias in [{lo:g}, {hi:g}): {100 * rms_ratio(Hp[sel], Hv[sel], Sv[sel]):.2f}% ({int(sel.sum())})"
+            if noisy.any():
+                line += f"; noise > 0.17: {100 * rms_ratio(Hp[noisy], Hv[noisy], Sv[noisy]):.2f}% ({int(noisy.sum())})"
+            print(line)
     print("frames of the NEGF-LLG runs (never trained on):")
     for bias in cfg["biases"]:
         for k in range(len(cfg["walls"])):
@@ -259,11 +312,12 @@ def step_compare(cfg, args):
         return with_anisotropy(cfg, GeneralizedMLProvider(model, st, bias=V))
 
     ref = run_walls(cfg, lambda V, st: with_anisotropy(cfg, negf(cfg, V, st)), "negf")
-    got = run_walls(cfg, ml, "ml")
+    got = run_walls(cfg, ml, "ml", source=source_of(model))
     if os.path.exists(paths(cfg)["model_vw"]):          # the ablation: V and W only, no spin-transfer part
         vw = ml_model(cfg, "model_vw")
         print("ML without the spin-transfer part (V and W only):")
         run_walls(cfg, lambda V, st: with_anisotropy(cfg, GeneralizedMLProvider(vw, st, bias=V)), "ml-vw",
+                  source=source_of(vw),
                   biases=[max(cfg["biases"])])
     print(f"\n{'V':>5s} {'wall':>4s} {'v NEGF':>18s} {'v ML':>18s} {'z':>6s}")
     rows = []
@@ -282,7 +336,8 @@ def step_compare(cfg, args):
         run_llg(prov, s0, steps=5, dt=L["dt"], alpha=L["alpha"], progress=False)
         timing[name] = (time.perf_counter() - t0) / 5
     Llong = int(cfg["compare"]["long_Lx"])
-    long = run_walls(cfg, ml, "ml", Lx=Llong, steps=int(cfg["compare"]["long_steps"]), biases=[1.0])
+    long = run_walls(cfg, ml, "ml", Lx=Llong, steps=int(cfg["compare"]["long_steps"]), biases=[1.0],
+                     source=source_of(model))
     stl = strip_of(cfg, Llong)
     t0 = time.perf_counter()
     run_llg(ml(1.0, stl), initial_wall(cfg, cfg["walls"][0], stl), steps=5, dt=L["dt"], alpha=L["alpha"],
@@ -331,18 +386,19 @@ def step_compare(cfg, args):
     print(f"wrote {out}")
 
 
-def thermal_runs(cfg, solver: str, provider_for_bias, seed_offset: int) -> dict:
+def thermal_runs(cfg, solver: str, provider_for_bias, seed_offset: int, source="negf") -> dict:
     """Replicas of wall 0 with thermal noise at each thermal bias: {bias: (times, X [frames, replicas])}."""
     th, L = cfg["thermal"], cfg["llg"]
     st = strip_of(cfg)
     out = {}
     for bias in th["biases"]:
         path = os.path.join(cfg["out"], f"thermal_{solver}_V{bias:g}.h5")
-        if not os.path.exists(path):
+        if not cached(path, source):
             s0 = np.repeat(initial_wall(cfg, cfg["walls"][0], st)[None], int(th["replicas"]), 0)
             run_llg(provider_for_bias(float(bias), st), s0, steps=int(L["steps"]), dt=L["dt"], alpha=L["alpha"],
                     kT=float(th["kT"]), seed=int(th["seed"]) + seed_offset, every=L["every"], out=path,
-                    resume=os.path.exists(path + ".partial"), progress=True, save_fields=False)
+                    resume=os.path.exists(path + ".partial"), progress=True, save_fields=False,
+                    attrs={"source": source})
         arrays, _ = read_trajectory(path)
         X = wall_position(np.moveaxis(arrays["spins"], 1, 0), st.Lx, st.Ly)          # [replicas, frames]
         out[float(bias)] = (arrays["time"], X.T)
@@ -351,8 +407,9 @@ def thermal_runs(cfg, solver: str, provider_for_bias, seed_offset: int) -> dict:
 
 def step_floor(cfg, args):
     """Nearsightedness floor of the NEGF labels: the RMS change of the transverse field on the centre column when
-    every spin farther than R along x is replaced by another draw of the same kind (a wall + noise 0.1; 3 draws),
-    over the RMS field there — the error a model seeing only radius R cannot beat."""
+    every spin farther than R along x is replaced by another draw of the same kind (the same wall, new noise of
+    amplitude ``--noise``, default 0.1; ``--draws`` draws, default 3), over the RMS field there — the error a model
+    seeing only radius R cannot beat."""
     st = strip_of(cfg)
     rng = np.random.default_rng(5)
     x, c0 = st.xy[:, 0], st.Lx // 2
@@ -360,17 +417,48 @@ def step_floor(cfg, args):
     for V in (min(cfg["biases"]), max(cfg["biases"])):
         p = negf(cfg, V)
         num, den = {R: 0.0 for R in radii}, 0.0
-        for _ in range(3):
+        for _ in range(args.draws):
             s0 = domain_wall(st, rng.uniform(c0 - 2, c0 + 1), rng.uniform(1.2, 2.5), phi=rng.uniform(0, 2 * np.pi))
-            a = normalize(s0 + 0.1 * rng.standard_normal(s0.shape))
-            b = normalize(s0 + 0.1 * rng.standard_normal(s0.shape))
+            a = normalize(s0 + args.noise * rng.standard_normal(s0.shape))
+            b = normalize(s0 + args.noise * rng.standard_normal(s0.shape))
             ha = transverse(p.compute(torch.as_tensor(a)).fields, torch.as_tensor(a)).numpy()[x == c0]
             den += float((ha ** 2).sum())
             for R in radii:
                 m = mixed_configuration(a, b, np.abs(x - c0), R)
                 hm = transverse(p.compute(torch.as_tensor(m)).fields, torch.as_tensor(m)).numpy()[x == c0]
                 num[R] += float(((hm - ha) ** 2).sum())
-        print(f"V = {V:g}: label floor " + ", ".join(f"R={R}: {100 * np.sqrt(num[R] / den):.2f}%" for R in radii))
+        print(f"V = {V:g}, noise {args.noise:g}: label floor "
+              + ", ".join(f"R={R}: {100 * np.sqrt(num[R] / den):.2f}%" for R in radii))
+    heldout_floor(cfg, args)
+
+
+def heldout_floor(cfg, args, radii=(2, 4, 6), count=48):
+    """The label floor on the held-out snapshot distribution, per bias and noise bin: the first ``count`` held-out
+    configurations are redrawn from their seed (wall and noise amplitude known), every spin farther than R along x
+    from a random column gets new noise of the same amplitude, and the RMS change of that column's transverse
+    field is taken over its RMS field."""
+    sc, st = cfg["snapshots"], strip_of(cfg)
+    per = int(sc.get("per_call", 8))
+    pick = np.random.default_rng(17)
+    x = st.xy[:, 0]
+    rows = []                                      # (bias, noise amplitude, |h|^2 on the column, {R: |dh|^2})
+    calls = draw_snapshots(sc, st, np.random.default_rng(int(sc["val_seed"])), count, per)
+    for V, draws in tqdm(calls, total=(count + per - 1) // per, desc="held-out floor"):
+        p = negf(cfg, V, st)
+        for s0, amp, a in draws:                                          # a: the held-out configuration itself
+            b = normalize(s0 + amp * pick.standard_normal(s0.shape))      # the same wall, independent noise
+            c0 = int(pick.integers(0, st.Lx))
+            batch = np.stack([a] + [mixed_configuration(a, b, np.abs(x - c0), R) for R in radii])
+            h = transverse(p.compute(torch.as_tensor(batch)).fields, torch.as_tensor(batch)).numpy()[:, x == c0]
+            rows.append((V, amp, float((h[0] ** 2).sum()), {R: float(((h[k + 1] - h[0]) ** 2).sum())
+                                                            for k, R in enumerate(radii)}))
+    for name, sel in (("all", lambda V, a: True), ("bias < 1", lambda V, a: V < 1), ("bias >= 1", lambda V, a: V >= 1),
+                      ("bias >= 1, noise > 0.17", lambda V, a: V >= 1 and a > 0.17)):
+        r = [row for row in rows if sel(row[0], row[1])]
+        if r:
+            den = sum(row[2] for row in r)
+            print(f"held-out snapshots, {name} ({len(r)}): label floor " +
+                  ", ".join(f"R={R}: {100 * np.sqrt(sum(row[3][R] for row in r) / den):.2f}%" for R in radii))
 
 
 def step_thermal(cfg, args):
@@ -378,7 +466,7 @@ def step_thermal(cfg, args):
     model = ml_model(cfg)
     ref = thermal_runs(cfg, "negf", lambda V, st: with_anisotropy(cfg, negf(cfg, V, st)), 0)
     got = thermal_runs(cfg, "ml", lambda V, st: with_anisotropy(cfg, GeneralizedMLProvider(model, st, bias=V)),
-                       1000)
+                       1000, source=source_of(model))
     print(f"bath kT = {cfg['thermal']['kT']:g}, {cfg['thermal']['replicas']} replicas each, independent noise")
     print(f"{'V':>5s} {'v NEGF (mean +- SE)':>24s} {'v ML (mean +- SE)':>24s} {'z':>6s}")
     for bias in ref:
@@ -401,6 +489,8 @@ def main(argv=None):
     p.add_argument("--install", action="store_true", help="train: copy the model into the package")
     p.add_argument("--only", choices=["model", "ablation"], default=None,
                    help="train: fit only the model, or only the ablation (V and W without the spin-transfer part)")
+    p.add_argument("--noise", type=float, default=0.1, help="floor: noise amplitude of the configurations")
+    p.add_argument("--draws", type=int, default=3, help="floor: number of configurations")
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config)

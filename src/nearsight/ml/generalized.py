@@ -411,9 +411,11 @@ class GeneralizedPotentialModel(nn.Module):
         ``mirror_sign`` (default ``-1`` with ``odd_bias``, else ``+1``) is how the network's output enters the
         mirror average; the spin-transfer coefficients carry the bias but are mirror-even before it (``+1``)."""
         sign = (-1.0 if odd_bias else 1.0) if mirror_sign is None else mirror_sign
-        out = head.fluctuation(z)
-        if self.mirror_symmetric:
-            out = 0.5 * (out + sign * head.fluctuation(zm))
+        if self.mirror_symmetric:                # one network call on both images (fewer, larger operations)
+            both = head.fluctuation(torch.cat([z, zm]))
+            out = 0.5 * (both[:z.shape[0]] + sign * both[z.shape[0]:])
+        else:
+            out = head.fluctuation(z)
         return b[:, None] * out if odd_bias else out
 
     def _transfer(self, s, z, zm, b) -> torch.Tensor:
