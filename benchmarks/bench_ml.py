@@ -12,7 +12,6 @@ Prints
 Timings are wall-clock minima over repeats on this machine; torch threads are reported.
 """
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import torch
 
 from nearsight import Lattice, SDModel
 from nearsight.dynamics import run_llg
+from nearsight.electrons import transverse_rms_ratio
 from nearsight.ml.cards import load_card
 from nearsight.ml.provider import MLProvider
 from nearsight.states import make_state
@@ -62,12 +62,6 @@ def check_frames(a, card, kind, L_check=16, steps=300):
     return lat, spins, ref
 
 
-def perp_error(fields, ref, spins):
-    from nearsight.electrons.base import transverse
-    s = torch.as_tensor(spins)
-    d = transverse(torch.as_tensor(fields) - ref, s)
-    return float(d.pow(2).sum(-1).mean().sqrt() / transverse(ref, s).pow(2).sum(-1).mean().sqrt())
-
 
 def kpm_vs_ml(a, card, kind, L):
     """Pick the cheapest KPM setting whose transverse-field error on ED-labelled check frames is at most the ML
@@ -76,7 +70,7 @@ def kpm_vs_ml(a, card, kind, L):
     small-M runs on the same lattice and probing (printed as such)."""
     from nearsight.electrons.kpm import KPMProvider
     lat_c, spins, ref = check_frames(a, card, kind)
-    e_ml = perp_error(MLProvider(a.model, lat_c, device=a.device)(spins).fields, ref, spins)
+    e_ml = transverse_rms_ratio(MLProvider(a.model, lat_c, device=a.device)(spins).fields, ref, spins)
     print(f"(2) matched accuracy: check frames = ML-LLG quench on {lat_c.L1}x{lat_c.L2}, ED-labelled; "
           f"ML transverse-field error {100 * e_ml:.2f}%")
     chosen = None
@@ -88,7 +82,7 @@ def kpm_vs_ml(a, card, kind, L):
             except Exception as exc:  # probing distance the check lattice cannot hold
                 print(f"    KPM M={M:5d} distance {dist:g}: {exc}")
                 continue
-            e = perp_error(kpm(spins).fields, ref, spins)
+            e = transverse_rms_ratio(kpm(spins).fields, ref, spins)
             print(f"    KPM M={M:5d} probe distance {dist:g}: error {100 * e:.2f}%", flush=True)
             if e <= e_ml:
                 chosen = (M, dist, e)

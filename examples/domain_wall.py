@@ -34,6 +34,7 @@ from nearsight.analysis.locality import mixed_configuration
 from nearsight.analysis.walls import wall_position, wall_velocity
 from nearsight.electrons import AnisotropyProvider, NEGFProvider, Strip, SumProvider
 from nearsight.electrons.base import transverse
+from nearsight.electrons.base import transverse_rms_ratio as rms_ratio
 from nearsight.errors import NearsightError
 from nearsight.hamiltonian import SDModel
 from nearsight.io import read_dataset, read_trajectory, write_dataset
@@ -203,10 +204,6 @@ def _load_labels(*files):
     return tuple(torch.as_tensor(np.concatenate([a[k] for a in parts])) for k in ("spins", "fields", "bias"))
 
 
-def rms_ratio(h_pred, h_ref, spins) -> float:
-    d = transverse(h_pred - h_ref, spins).pow(2).sum()
-    return float((d / transverse(h_ref, spins).pow(2).sum()).sqrt())
-
 
 def predict(model, S, V, chunk=64):
     return torch.cat([model.fields(S[k:k + chunk], V[k:k + chunk]).to(torch.float64)
@@ -336,8 +333,8 @@ def step_compare(cfg, args):
         run_llg(prov, s0, steps=5, dt=L["dt"], alpha=L["alpha"], progress=False)
         timing[name] = (time.perf_counter() - t0) / 5
     Llong = int(cfg["compare"]["long_Lx"])
-    long = run_walls(cfg, ml, "ml", Lx=Llong, steps=int(cfg["compare"]["long_steps"]), biases=[1.0],
-                     source=source_of(model))
+    run_walls(cfg, ml, "ml", Lx=Llong, steps=int(cfg["compare"]["long_steps"]), biases=[1.0],
+              source=source_of(model))
     stl = strip_of(cfg, Llong)
     t0 = time.perf_counter()
     run_llg(ml(1.0, stl), initial_wall(cfg, cfg["walls"][0], stl), steps=5, dt=L["dt"], alpha=L["alpha"],

@@ -16,15 +16,11 @@ import torch
 from nearsight import Lattice, SDModel
 from nearsight.analysis.locality import locality_profile
 from nearsight.electrons import EDProvider
-from nearsight.electrons.base import transverse
+from nearsight.electrons.base import transverse_rms_ratio
 from nearsight.io import read_dataset
 from nearsight.ml.cards import load_card
 from nearsight.ml.provider import MLProvider
 
-
-def ratio(pred, ref, spins):
-    hp, hr = transverse(pred, spins), transverse(ref, spins)
-    return float(((hp - hr) ** 2).sum(-1).mean().sqrt() / (hr ** 2).sum(-1).mean().sqrt())
 
 
 def main():
@@ -59,7 +55,7 @@ def main():
         for name, m in groups.items():
             if m.sum() == 0:
                 continue
-            r = ratio(pred[m], ref[m], S[m])
+            r = transverse_rms_ratio(pred[m], ref[m], S[m])
             floor = ""
             if name != "all" and m.sum() >= 2:
                 idx = np.random.default_rng(0).choice(np.flatnonzero(m), size=min(a.floor_draws, m.sum()),

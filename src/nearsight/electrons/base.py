@@ -63,6 +63,14 @@ def transverse(fields: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
     return fields - (fields * spins).sum(-1, keepdim=True) * spins
 
 
+def transverse_rms_ratio(fields, reference, spins) -> float:
+    """The package's field-error measure: RMS of the transverse part of ``fields - reference`` over the RMS of the
+    transverse part of ``reference``, over all sites and configurations (``[..., N, 3]`` tensors or arrays;
+    computed in float64)."""
+    f, r, s = (torch.as_tensor(x).to(torch.float64) for x in (fields, reference, spins))
+    return float((transverse(f - r, s).pow(2).sum() / transverse(r, s).pow(2).sum()).sqrt())
+
+
 class SumProvider(FieldProvider):
     """The sum of providers on the same sites: energies and fields add (e.g. NEGF electrons plus a classical
     anisotropy, ``SumProvider(NEGFProvider(strip, ...), AnisotropyProvider(strip, K=0.1))``).

@@ -103,7 +103,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..descriptors import Descriptor, build_descriptor
-from ..electrons.base import FieldProvider, FieldResult, transverse
+from ..electrons.base import FieldProvider, FieldResult, transverse, transverse_rms_ratio
 from ..electrons.negf import Strip
 from ..errors import NearsightError
 from ..io import atomic_path
@@ -559,9 +559,8 @@ def fit_generalized(model: GeneralizedPotentialModel, spins, fields, bias, *, ep
         bar.set_postfix(loss=f"{history[-1]:.3g}", refresh=False)
     bar.close()
     model.eval()
-    err = sum(float(transverse_sq_error(model.fields(S[k:k + 64], b[k:k + 64]), H[k:k + 64], S[k:k + 64]).sum())
-              for k in range(0, M, 64))
-    ratio = (err / float(transverse(H, S).pow(2).sum())) ** 0.5 if ref > 0 else float("nan")
+    pred = torch.cat([model.fields(S[k:k + 64], b[k:k + 64]) for k in range(0, M, 64)])
+    ratio = transverse_rms_ratio(pred, H, S) if ref > 0 else float("nan")
     return {"loss": history, "transverse_rms_ratio": ratio}
 
 
