@@ -356,7 +356,7 @@ def test_bad_input(tmp_path, rng):
         GeneralizedPotentialModel(GEO, DESC, spin_transfer=("dx", "upwind"))
     with pytest.raises(NearsightError, match="stencil names"):
         GeneralizedPotentialModel(GEO, DESC, spin_transfer=("dx", "dx"))
-    with pytest.raises(NearsightError, match="column_range must be an integer"):
+    with pytest.raises(NearsightError, match="column_range must be an integer from 0"):
         GeneralizedPotentialModel(GEO, DESC, column_range=-1)
     with pytest.raises(NearsightError, match="kind"):
         save_generalized(str(tmp_path / "x.pt"), model, _card(model, kind="bp"))

@@ -217,7 +217,7 @@ class GeneralizedPotentialModel(nn.Module):
         self.spin_transfer = bool(self.transfer_stencils)
         self.descriptor, self.pad, self.padded = self._build_descriptor(dict(descriptor or {}))
         if not (isinstance(column_range, (int, np.integer)) and 0 <= int(column_range) < 64):
-            raise NearsightError(f"column_range must be an integer >= 0 (columns seen on each side), got "
+            raise NearsightError(f"column_range must be an integer from 0 to 63 (columns seen on each side), got "
                                  f"{column_range!r}")
         self.column_range = int(column_range)
         self.n_extra = (1 + 2 * len(self.lead_scales) + (N_POLAR if self.polar else 0)
