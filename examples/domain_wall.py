@@ -37,7 +37,7 @@ from nearsight.electrons.base import transverse
 from nearsight.electrons.base import transverse_rms_ratio as rms_ratio
 from nearsight.errors import NearsightError
 from nearsight.hamiltonian import SDModel
-from nearsight.io import read_dataset, read_trajectory, write_dataset
+from nearsight.io import open_h5, read_attrs, read_dataset, read_trajectory, write_dataset
 from nearsight.ml.generalized import (GeneralizedMLProvider, GeneralizedPotentialModel, fit_generalized,
                                       generalized_card, load_generalized, save_generalized)
 from nearsight.dynamics.run import run_llg
@@ -60,9 +60,16 @@ def negf(cfg, bias: float, strip=None) -> NEGFProvider:
                         tol=float(cfg.get("negf_tol", 1e-6)))
 
 
-def with_anisotropy(cfg, electrons):
+def anisotropy(cfg, lattice) -> AnisotropyProvider:
     a = cfg["anisotropy"]
-    return SumProvider(electrons, AnisotropyProvider(electrons.lattice, a["K"], a.get("axis", (0, 0, 1))))
+    return AnisotropyProvider(lattice, a["K"], a.get("axis", (0, 0, 1)))
+
+
+def driven(cfg, model=None):
+    """``provider_for_bias(V, strip)``: NEGF electrons (``model=None``) or the ML model, plus the anisotropy."""
+    if model is None:
+        return lambda V, st: SumProvider(negf(cfg, V, st), anisotropy(cfg, st))
+    return lambda V, st: SumProvider(GeneralizedMLProvider(model, st, bias=V), anisotropy(cfg, st))
 
 
 def paths(cfg) -> dict:
@@ -98,7 +105,9 @@ def cached(path: str, source: str) -> bool:
     NEGF runs); a run by another source is deleted."""
     if not os.path.exists(path):
         return False
-    if read_trajectory(path)[1].get("source", "negf") == source:
+    with open_h5(path, "trajectory") as f:
+        made_by = read_attrs(f).get("source", "negf")
+    if made_by == source:
         return True
     print(f"{path} was made by another model: running it again")
     os.remove(path)
@@ -133,7 +142,7 @@ def run_walls(cfg, provider_for_bias, solver: str, Lx=None, steps=None, biases=N
 
 # ------------------------------------------------------------------------------------------------- steps
 def step_reference(cfg, args):
-    run_walls(cfg, lambda V, st: with_anisotropy(cfg, negf(cfg, V, st)), "negf")
+    run_walls(cfg, driven(cfg), "negf")
 
 
 def step_snapshots(cfg, args):
@@ -293,8 +302,7 @@ def validate_one(cfg, model):
             arrays, _ = read_trajectory(path)
             S = torch.as_tensor(arrays["spins"][:, 0])
             H = torch.as_tensor(arrays["fields"][:, 0])
-            a = cfg["anisotropy"]
-            H = H - AnisotropyProvider(strip_of(cfg), a["K"], a.get("axis", (0, 0, 1))).compute(S).fields
+            H = H - anisotropy(cfg, strip_of(cfg)).compute(S).fields
             Hp = predict(model, S, torch.full((len(S),), float(bias), dtype=torch.float64))
             print(f"  V={bias:g} wall {k}: {100 * rms_ratio(Hp, H, S):.2f}% over {len(S)} frames")
 
@@ -304,18 +312,13 @@ def step_compare(cfg, args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     model = ml_model(cfg)
-
-    def ml(V, st):
-        return with_anisotropy(cfg, GeneralizedMLProvider(model, st, bias=V))
-
-    ref = run_walls(cfg, lambda V, st: with_anisotropy(cfg, negf(cfg, V, st)), "negf")
+    ml = driven(cfg, model)
+    ref = run_walls(cfg, driven(cfg), "negf")
     got = run_walls(cfg, ml, "ml", source=source_of(model))
     if os.path.exists(paths(cfg)["model_vw"]):          # the ablation: V and W only, no spin-transfer part
         vw = ml_model(cfg, "model_vw")
         print("ML without the spin-transfer part (V and W only):")
-        run_walls(cfg, lambda V, st: with_anisotropy(cfg, GeneralizedMLProvider(vw, st, bias=V)), "ml-vw",
-                  source=source_of(vw),
-                  biases=[max(cfg["biases"])])
+        run_walls(cfg, driven(cfg, vw), "ml-vw", source=source_of(vw), biases=[max(cfg["biases"])])
     print(f"\n{'V':>5s} {'wall':>4s} {'v NEGF':>18s} {'v ML':>18s} {'z':>6s}")
     rows = []
     for key in sorted(ref):
@@ -328,7 +331,7 @@ def step_compare(cfg, args):
     L, st = cfg["llg"], strip_of(cfg)
     s0 = initial_wall(cfg, cfg["walls"][0], st)
     timing = {}
-    for name, prov in (("negf", with_anisotropy(cfg, negf(cfg, 1.0, st))), ("ml", ml(1.0, st))):
+    for name, prov in (("negf", driven(cfg)(1.0, st)), ("ml", ml(1.0, st))):
         t0 = time.perf_counter()
         run_llg(prov, s0, steps=5, dt=L["dt"], alpha=L["alpha"], progress=False)
         timing[name] = (time.perf_counter() - t0) / 5
@@ -409,7 +412,7 @@ def step_floor(cfg, args):
     seeing only radius R cannot beat."""
     st = strip_of(cfg)
     rng = np.random.default_rng(5)
-    x, c0 = st.xy[:, 0], st.Lx // 2
+    c0 = st.Lx // 2
     radii = (2, 3, 4, 5, 6)
     for V in (min(cfg["biases"]), max(cfg["biases"])):
         p = negf(cfg, V)
@@ -418,18 +421,24 @@ def step_floor(cfg, args):
             s0 = domain_wall(st, rng.uniform(c0 - 2, c0 + 1), rng.uniform(1.2, 2.5), phi=rng.uniform(0, 2 * np.pi))
             a = normalize(s0 + args.noise * rng.standard_normal(s0.shape))
             b = normalize(s0 + args.noise * rng.standard_normal(s0.shape))
-            ha = transverse(p.compute(torch.as_tensor(a)).fields, torch.as_tensor(a)).numpy()[x == c0]
-            den += float((ha ** 2).sum())
-            for R in radii:
-                m = mixed_configuration(a, b, np.abs(x - c0), R)
-                hm = transverse(p.compute(torch.as_tensor(m)).fields, torch.as_tensor(m)).numpy()[x == c0]
-                num[R] += float(((hm - ha) ** 2).sum())
+            h2, dh2 = column_floor(p, st, a, b, c0, radii)
+            den += h2
+            num = {R: num[R] + dh2[R] for R in radii}
         print(f"V = {V:g}, noise {args.noise:g}: label floor "
               + ", ".join(f"R={R}: {100 * np.sqrt(num[R] / den):.2f}%" for R in radii))
-    heldout_floor(cfg, args)
+    heldout_floor(cfg)
 
 
-def heldout_floor(cfg, args, radii=(2, 4, 6), count=48):
+def column_floor(p, st: Strip, a: np.ndarray, b: np.ndarray, c0: int, radii) -> tuple[float, dict]:
+    """``(|h_perp|^2, {R: |dh_perp|^2})`` summed over column ``c0`` of configuration ``a``, where ``dh`` is the
+    change of its transverse field when every spin farther than R along x is taken from ``b`` (one NEGF call)."""
+    x = st.xy[:, 0]
+    batch = torch.as_tensor(np.stack([a] + [mixed_configuration(a, b, np.abs(x - c0), R) for R in radii]))
+    h = transverse(p.compute(batch).fields, batch).numpy()[:, x == c0]
+    return float((h[0] ** 2).sum()), {R: float(((h[k + 1] - h[0]) ** 2).sum()) for k, R in enumerate(radii)}
+
+
+def heldout_floor(cfg, radii=(2, 4, 6), count=48):
     """The label floor on the held-out snapshot distribution, per bias and noise bin: the first ``count`` held-out
     configurations are redrawn from their seed (wall and noise amplitude known), every spin farther than R along x
     from a random column gets new noise of the same amplitude, and the RMS change of that column's transverse
@@ -437,18 +446,13 @@ def heldout_floor(cfg, args, radii=(2, 4, 6), count=48):
     sc, st = cfg["snapshots"], strip_of(cfg)
     per = int(sc.get("per_call", 8))
     pick = np.random.default_rng(17)
-    x = st.xy[:, 0]
     rows = []                                      # (bias, noise amplitude, |h|^2 on the column, {R: |dh|^2})
     calls = draw_snapshots(sc, st, np.random.default_rng(int(sc["val_seed"])), count, per)
     for V, draws in tqdm(calls, total=(count + per - 1) // per, desc="held-out floor"):
         p = negf(cfg, V, st)
         for s0, amp, a in draws:                                          # a: the held-out configuration itself
             b = normalize(s0 + amp * pick.standard_normal(s0.shape))      # the same wall, independent noise
-            c0 = int(pick.integers(0, st.Lx))
-            batch = np.stack([a] + [mixed_configuration(a, b, np.abs(x - c0), R) for R in radii])
-            h = transverse(p.compute(torch.as_tensor(batch)).fields, torch.as_tensor(batch)).numpy()[:, x == c0]
-            rows.append((V, amp, float((h[0] ** 2).sum()), {R: float(((h[k + 1] - h[0]) ** 2).sum())
-                                                            for k, R in enumerate(radii)}))
+            rows.append((V, amp, *column_floor(p, st, a, b, int(pick.integers(0, st.Lx)), radii)))
     for name, sel in (("all", lambda V, a: True), ("bias < 1", lambda V, a: V < 1), ("bias >= 1", lambda V, a: V >= 1),
                       ("bias >= 1, noise > 0.17", lambda V, a: V >= 1 and a > 0.17)):
         r = [row for row in rows if sel(row[0], row[1])]
@@ -461,9 +465,8 @@ def heldout_floor(cfg, args, radii=(2, 4, 6), count=48):
 def step_thermal(cfg, args):
     """Wall velocity with thermal noise: NEGF-LLG and ML-LLG ensembles with independent noise, mean +- SE."""
     model = ml_model(cfg)
-    ref = thermal_runs(cfg, "negf", lambda V, st: with_anisotropy(cfg, negf(cfg, V, st)), 0)
-    got = thermal_runs(cfg, "ml", lambda V, st: with_anisotropy(cfg, GeneralizedMLProvider(model, st, bias=V)),
-                       1000, source=source_of(model))
+    ref = thermal_runs(cfg, "negf", driven(cfg), 0)
+    got = thermal_runs(cfg, "ml", driven(cfg, model), 1000, source=source_of(model))
     print(f"bath kT = {cfg['thermal']['kT']:g}, {cfg['thermal']['replicas']} replicas each, independent noise")
     print(f"{'V':>5s} {'v NEGF (mean +- SE)':>24s} {'v ML (mean +- SE)':>24s} {'z':>6s}")
     for bias in ref:

@@ -36,7 +36,7 @@ N = LX * LY
 DESC = {"cutoff": 2.0, "local_cutoff": 1.0}
 XS, YS = np.arange(N) % LX, np.arange(N) // LX
 # model settings the exact-identity tests run with: no spin-transfer part; the dx stencil; every stencil at once
-# (site stencils and bond networks) with the column inputs
+# with the column inputs
 TRANSFERS = [pytest.param({"spin_transfer": False}, id="potentials"), pytest.param({"spin_transfer": True}, id="dx"),
              pytest.param({"spin_transfer": tuple(TRANSFER_STENCILS), "column_range": 3}, id="all-columns")]
 

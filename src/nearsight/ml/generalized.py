@@ -138,8 +138,10 @@ TRANSFER_STENCILS = {
 }
 
 
-def _stencil_tags(name: str) -> tuple[str, str]:
-    return ("a", "b") if name == "dx" else (f"a_{name}", f"b_{name}")
+def _head_tags(stencils) -> tuple[str, ...]:
+    """File tags of the site networks: ``v``, ``w``, then ``a``, ``b`` for ``dx`` (as in files written before there
+    were other stencils) and ``a_<name>``, ``b_<name>`` for the others."""
+    return ("v", "w") + tuple(t for n in stencils for t in (("a", "b") if n == "dx" else (f"a_{n}", f"b_{n}")))
 
 
 def _parse_stencils(spin_transfer) -> tuple[str, ...]:
@@ -268,12 +270,10 @@ class GeneralizedPotentialModel(nn.Module):
         i = np.arange(Lx * Ly)
         x, y = i % Lx, i // Lx
         self._site = torch.as_tensor(lat.index(x + self.pad, y))            # strip site -> padded site
-        nb = {k: torch.as_tensor(lat.index(x + self.pad + dx, y + dy))
-              for k, (dx, dy) in {"px": (1, 0), "mx": (-1, 0), "pxpy": (1, 1), "pxmy": (1, -1),
-                                  "mxpy": (-1, 1), "mxmy": (-1, -1)}.items()}
-        self._nb = nb
+        # the spin-transfer stencils, and dx, dxy for the two polar inputs S_i . D_i
+        names = set(self.transfer_stencils) | ({"dx", "dxy"} if self.polar else set())
         self._stencil = {name: [(torch.as_tensor(lat.index(x + self.pad + dx, y + dy)), w)
-                                for dx, dy, w in TRANSFER_STENCILS[name][0]] for name in self.transfer_stencils}
+                                for dx, dy, w in TRANSFER_STENCILS[name][0]] for name in names}
         if g["type"] == "strip" and self.lead_scales:
             lead = [np.exp(-x / s) for s in self.lead_scales] + [np.exp(-(Lx - 1 - x) / s) for s in self.lead_scales]
             self._lead = torch.as_tensor(np.stack(lead, -1), dtype=torch.float64)      # [N, 2k]
@@ -297,8 +297,8 @@ class GeneralizedPotentialModel(nn.Module):
 
     @property
     def head_tags(self) -> tuple[str, ...]:
-        """File tags of :attr:`heads` (``v``, ``w``, then ``a``, ``b`` for ``dx`` and ``a_<name>``, ``b_<name>``)."""
-        return ("v", "w") + tuple(t for n in self.transfer_stencils for t in _stencil_tags(n))
+        """File tags of :attr:`heads` (:func:`_head_tags`)."""
+        return _head_tags(self.transfer_stencils)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -370,10 +370,7 @@ class GeneralizedPotentialModel(nn.Module):
             parts.append(col)
             mparts.append(mcol)
         if self.polar:
-            nb = {key: padded.index_select(1, idx.to(spins.device)) for key, idx in self._nb.items()}
-            p1 = (spins * (nb["px"] - nb["mx"])).sum(-1)
-            p2 = (spins * (nb["pxpy"] + nb["pxmy"] - nb["mxpy"] - nb["mxmy"])).sum(-1)
-            pol = torch.stack([p1, p2], -1)
+            pol = torch.stack([(spins * self._stencil_sum(padded, name)).sum(-1) for name in ("dx", "dxy")], -1)
             parts.append(pol)
             mparts.append(-pol)
         return torch.cat(parts, -1), torch.cat(mparts, -1)
@@ -618,7 +615,7 @@ def load_generalized(name_or_path: str, geometry=None) -> GeneralizedPotentialMo
     try:
         stencils = _parse_stencils(st.get("transfer_stencils") or bool(st.get("spin_transfer", False)))
         heads = []
-        for tag in ("v", "w") + tuple(t for n in stencils for t in _stencil_tags(n)):
+        for tag in _head_tags(stencils):
             h = SiteMLP(int(st["n_features"]), st["hidden"], st["activation"]).to(dtype)   # dtype first: no rounding
             h.load_state_dict({k[len(tag) + 1:]: t for k, t in payload["state_dict"].items()
                                if k.startswith(tag + ".")})
