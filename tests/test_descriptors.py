@@ -252,6 +252,27 @@ def test_batched_equals_unbatched_and_dtype_follows_spins(desc):
     assert (f32.double() - f).abs().max() < 1e-4                      # float32 roundoff on O(1) features
 
 
+def test_internal_order_is_a_permutation_of_the_documented_features(desc):
+    """The fast path (channel-major, internal order) holds exactly the documented features, permuted."""
+    s = spins(np.random.default_rng(8), (2, desc.lattice.N))
+    f, raw = desc(s), desc(s, ordered=False)
+    order = desc.feature_order
+    assert raw.shape == (2, desc.n_features, desc.lattice.N)
+    assert sorted(order.tolist()) == list(range(desc.n_features))
+    assert (raw[:, order].transpose(1, 2) - f).abs().max() == 0
+
+
+def test_gather_helpers_equal_index_select():
+    from nearsight.descriptors.variables import take_rows, take_sites
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 7, 11, generator=g, dtype=torch.float64)
+    rows = torch.tensor([4, 0, 0, 2])
+    assert torch.equal(take_rows(x, rows, 1), x.index_select(1, rows))
+    assert torch.equal(take_rows(x, rows[:2], 2), x.index_select(2, rows[:2]))
+    sites = torch.tensor([[3, 10], [0, 0], [7, 1]])
+    assert torch.equal(take_sites(x, sites), x[..., sites])
+
+
 @pytest.mark.parametrize("kind, cutoff, L", [("square", 2.0, 5), ("triangular", 3.7, 8)])
 def test_gradcheck_float64(kind, cutoff, L):
     """First and second derivatives (the fields, and training on them) against finite differences; one small

@@ -105,6 +105,14 @@ def test_training_graph_reaches_weights(model6, spins6):
     assert not e.requires_grad and not h.requires_grad
 
 
+def test_permuted_first_layer_equals_the_network_on_documented_features(model6, spins6):
+    """The model evaluates features in the descriptor's internal order with its first layer permuted; the site
+    energies equal the head applied to the documented features (what the normalization was fitted on)."""
+    s = torch.as_tensor(spins6)
+    direct = model6.head(model6.descriptor(s))
+    assert (model6.site_energies(s) - direct).abs().max() < 1e-12
+
+
 def test_batched_equals_unbatched(model6, spins6):
     assert batched_vs_single(MLProvider(model6, model6.lattice), spins6) < 1e-10
 
@@ -130,7 +138,7 @@ def test_site_chunked_evaluation_equals_whole_lattice(kind, rng, monkeypatch):
         part = MLProvider(m, m.lattice, site_chunk=site_chunk).compute(s)
         assert float((part.energy - whole.energy).abs().max()) < 1e-10
         assert float((part.fields - whole.fields).abs().max()) < 1e-12
-    assert calls == [7, 63]            # the chunked path ran (N = 64 > site_chunk), whole-lattice path otherwise
+    assert calls == [7, 7, 63, 63]     # the chunked path ran, one configuration a call (N = 64 > site_chunk)
 
 
 # ------------------------------------------------------------------------------------------------ symmetry

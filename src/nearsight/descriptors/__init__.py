@@ -21,8 +21,8 @@ and R = 6 on both lattices (fixed-mu square, kT = 0.01: 8% -> 2% on random spins
 frames; tetrahedral triangular J = 2: 3.5% -> 0.8%), so the pair correlations with the centre reach
 ``cutoff = 6``. Multi-spin structure (environment bonds and chiralities) is strongest near the centre and its
 variable count grows as R^2 with 2-3 variables per site, so it is kept within ``local_cutoff = 3``. That
-gives F = 392 (square) and 452 (triangular) features at about 4 us per site forward and 10-13 us forward +
-backward in float32 on one CPU thread (benchmarks/bench_descriptors.py); ``local_cutoff = cutoff = 6`` would
+gives F = 392 (square) and 452 (triangular) features at about 4-5 us per site forward and 8-12 us forward +
+backward in float32 on one CPU thread (benchmarks/bench_descriptors.py, 96x96); ``local_cutoff = cutoff = 6`` would
 be locally complete but give about 1120-1160 features. ``eps = 0.02`` is the scale below which a reference block
 average counts as directionless: random spins give reference amplitudes of 0.015-0.15, ordered states with
 noise 0.3 give 0.001-0.05; a smaller floor makes the phases sharper and the fields stiffer. Every default
@@ -40,7 +40,7 @@ from ..errors import NearsightError
 from ..lattice import Lattice
 from .groups import PointGroup
 from .invariants import IrrepLayout, compute_features
-from .variables import LocalVariables, block_fields, block_vectors, gather_variables, lattice_fields
+from .variables import LocalVariables, block_vectors, gather_variables, lattice_fields, take_rows
 
 __all__ = ["Descriptor", "build_descriptor", "DEFAULTS", "CONFIG_VERSION", "PointGroup"]
 
@@ -118,11 +118,15 @@ class Descriptor(nn.Module):
         self.feature_names = self.layout.feature_names
         self.n_features = len(self.feature_names)
         v = self.variables
-        bond_kernel, chir_kernel = v.block_stencil
-        used = np.flatnonzero(np.abs(bond_kernel).sum((1, 2)) + np.abs(chir_kernel).sum((1, 2)))
-        self._kernel = np.stack([bond_kernel[used], chir_kernel[used]])          # [2, C_used, k, k]
-        self._index = {"block_channels": torch.as_tensor(used)}
-        self._gather = [torch.as_tensor(v.gather_index(keys)) for keys in self.layout.type_keys]
+        taps, tap_weights = v.block_taps()
+        lat = self.lattice
+        self._tap_weights = tap_weights                                           # [2, T]
+        self._index = {"pair_index": torch.as_tensor(np.stack([lat.shift(d) for d in v.pair_channels])),
+                       "triangle_index": torch.as_tensor(np.stack([np.stack([lat.shift(p) for p in t])
+                                                                   for t in v.templates])),   # [T, 3, N]
+                       "block_index": torch.as_tensor(np.stack([lat.shift(b) for b in v.block_shifts])),
+                       "tap_index": torch.as_tensor(np.stack([ch * lat.N + lat.shift(o) for o, ch in taps])),
+                       "gather": [torch.as_tensor(v.gather_index(keys)) for keys in self.layout.type_keys]}
         self._cache: dict = {}
 
     # ------------------------------------------------------------------------------------ forward
@@ -130,15 +134,20 @@ class Descriptor(nn.Module):
         key = (dtype, str(device))
         if key not in self._cache:
             c = self.layout.constants(dtype, device)
-            c.update({k: v.to(device) for k, v in self._index.items()})
-            c["gather"] = [g.to(device) for g in self._gather]
-            c["kernel"] = torch.as_tensor(self._kernel, dtype=dtype, device=device)
+            c.update({k: v.to(device) for k, v in self._index.items() if k != "gather"})
+            c["gather"] = [g.to(device) for g in self._index["gather"]]
+            c["tap_weights"] = torch.as_tensor(self._tap_weights, dtype=dtype, device=device)
             c["det"] = torch.as_tensor(self.group.det, dtype=dtype, device=device)
             self._cache[key] = c
         return self._cache[key]
 
-    def forward(self, spins: torch.Tensor) -> torch.Tensor:
-        """``spins [B, N, 3]`` (or ``[N, 3]``) -> features ``[B, N, F]`` (or ``[N, F]``) in the spins' dtype."""
+    def forward(self, spins: torch.Tensor, ordered: bool = True) -> torch.Tensor:
+        """``spins [B, N, 3]`` (or ``[N, 3]``) -> features ``[B, N, F]`` (or ``[N, F]``) in the spins' dtype.
+
+        ``ordered=False`` returns them channel-major, ``[B, F, N]``, in the internal order of the vectorized pass
+        (``features[:, self.feature_order]`` is the documented order of :attr:`feature_names`); a network that
+        permutes its first layer instead (:meth:`SiteMLP.fluctuation`) saves the gather and the transpose.
+        """
         if not isinstance(spins, torch.Tensor) or not spins.is_floating_point():
             raise NearsightError("spins must be a floating-point torch tensor of shape [B, N, 3]")
         single = spins.dim() == 2
@@ -146,27 +155,36 @@ class Descriptor(nn.Module):
         if s.dim() != 3 or s.shape[1] != self.lattice.N or s.shape[2] != 3:
             raise NearsightError(f"spins have shape {tuple(spins.shape)}; expected [B, {self.lattice.N}, 3] "
                                  f"for {self.lattice!r}")
-        out = self.site_features(*self.lattice_terms(s))
+        out = self.site_features(*self.lattice_terms(s), ordered=ordered)
         return out[0] if single else out
 
     def lattice_terms(self, spins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two O(N) lattice-wide intermediates every site's features are built from: the pair/chirality
-        fields ``[B, N, K]`` and the block reference vectors ``[B, N, 2|G|]``. With :meth:`site_features` this
-        splits ``forward`` so a caller can evaluate sites in chunks (bounded memory) and back-propagate through
-        these two tensors once (see :func:`nearsight.ml.network.energy_and_fields_by_sites`)."""
+        """The two O(N) lattice-wide intermediates every site's features are built from, channel-major: the
+        pair/chirality fields ``[B, K, N]`` and the block reference vectors ``[B, 2|G|, N]``. With
+        :meth:`site_features` this splits ``forward`` so a caller can evaluate sites in chunks (bounded memory)
+        and back-propagate through these two tensors once (see
+        :func:`nearsight.ml.network.energy_and_fields_by_sites`)."""
         c = self._constants(spins.dtype, spins.device)
-        v, lat = self.variables, self.lattice
-        fields = lattice_fields(spins, lat.L1, lat.L2, v.pair_channels, v.templates)  # [B, L2, L1, K]
-        blocks = block_vectors(block_fields(fields, c["kernel"], c["block_channels"]), v.block_shifts, c["det"])
-        return fields.reshape(spins.shape[0], lat.N, -1), blocks
+        lat = self.lattice
+        fields = lattice_fields(spins.transpose(1, 2), c["pair_index"], c["triangle_index"])    # [B, K, N]
+        F = torch.matmul(c["tap_weights"], gather_variables(fields, c["tap_index"]))           # [B, 2, N]
+        return fields, block_vectors(F, c["block_index"], c["det"])
 
-    def site_features(self, flat: torch.Tensor, blocks: torch.Tensor, sites: slice | None = None) -> torch.Tensor:
-        """Features ``[B, n, F]`` of the sites ``sites`` (a slice of site indices; all sites if None) from
-        :meth:`lattice_terms`."""
+    def site_features(self, flat: torch.Tensor, blocks: torch.Tensor, sites: slice | None = None,
+                      ordered: bool = True) -> torch.Tensor:
+        """Features of the sites ``sites`` (a slice of site indices; all sites if None) from
+        :meth:`lattice_terms`: ``[B, n, F]`` in the documented order, or with ``ordered=False`` channel-major
+        ``[B, F, n]`` in the internal order (see :meth:`forward`)."""
         c = self._constants(flat.dtype, flat.device)
         sites = slice(None) if sites is None else sites
-        X = [gather_variables(flat, idx[sites]) for idx in c["gather"]]
-        return compute_features(X, blocks[:, sites], self.layout, c, self.eps)
+        X = [gather_variables(flat, idx[:, sites]) for idx in c["gather"]]
+        out = compute_features(X, blocks[:, :, sites], self.layout, c, self.eps)
+        return take_rows(out, c["order"], 1).transpose(1, 2) if ordered else out
+
+    @property
+    def feature_order(self) -> torch.Tensor:
+        """``order[j]``: position in the internal order (``forward(..., ordered=False)``) of feature ``j``."""
+        return self._constants(torch.float64, torch.device("cpu"))["order"]
 
     # ------------------------------------------------------------------------------------ reporting
     def config(self) -> dict:

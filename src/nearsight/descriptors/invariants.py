@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from .groups import PointGroup, orbit_representation, signed_orbits
-from .variables import BOND, CHIR, LocalVariables
+from .variables import BOND, CHIR, LocalVariables, take_rows
 
 
 @dataclass(frozen=True)
@@ -178,21 +178,94 @@ class IrrepLayout:
         names += ["ref:bispectrum(" + ",".join(node(i) for i in t) + ")" for t in self.triples]
         return names
 
+    # ------------------------------------------------------------------------ vectorized forward plan
+    def _plan(self) -> dict:
+        """Index tables of the vectorized forward pass and the order of its features.
+
+        Each orbit type's variables are multiplied by its full ``[n, n]`` change of basis (all irreps and
+        partners at once), the results concatenated type by type into ``[B, N, V]`` coefficients. The features
+        are then computed by category, all copies at once: bond ``A1`` means, 1D powers, 1D phases, 2D powers,
+        2D phases, 2D sines, then the reference block (*internal order*). ``order`` lists, for every feature in
+        the documented order (:attr:`feature_names`), its internal position.
+        """
+        G = self.group
+        offsets, start, full = [], 0, []
+        for ty in self.types:
+            cols, col0 = [], {}
+            for lbl, M in ty.maps.items():
+                col0[lbl] = sum(c.shape[1] for c in cols)
+                cols.append(M)
+            full.append(np.concatenate(cols, axis=1))
+            offsets.append((start, col0))
+            start += ty.n * ty.n_orbits
+        node_index = {nd: i for i, nd in enumerate(self.ref_nodes)}
+        coef = {"a1": [], "1d": [], "2d0": [], "2d1": []}
+        node = {"1d": [], "2d": []}
+        canonical = []                                  # (segment, position) of each feature, documented order
+        for nd in self.nodes:
+            d = nd.dim
+            cols = [[] for _ in range(d)]
+            for k, _ in nd.parts:
+                ty, (off, col0) = self.types[k], offsets[k]
+                m = ty.maps[nd.label].shape[1] // d
+                for o in range(ty.n_orbits):
+                    for r in range(m):
+                        for a in range(d):
+                            cols[a].append(off + o * ty.n + col0[nd.label] + r * d + a)
+            R = len(cols[0])
+            if (nd.cls, nd.label) == (BOND, "A1"):
+                canonical += [("a1", len(coef["a1"]) + j) for j in range(R)]
+                coef["a1"] += cols[0]
+            elif d == 1:
+                base = len(coef["1d"])
+                canonical += [("p1", base + j) for j in range(R)] + [("h1", base + j) for j in range(R)]
+                coef["1d"] += cols[0]
+                node["1d"] += [node_index[(nd.cls, nd.label)]] * R
+            else:
+                base = len(coef["2d0"])
+                canonical += [("p2", base + j) for j in range(R)]
+                canonical += [(seg, base + j) for j in range(R) for seg in ("h2", "s2")]
+                coef["2d0"] += cols[0]
+                coef["2d1"] += cols[1]
+                node["2d"] += [node_index[(nd.cls, nd.label)]] * R
+        n_nodes = len(self.ref_nodes)
+        canonical += [("ref", j) for j in range(1 + n_nodes + len(self.triples))]
+        sizes = {"a1": len(coef["a1"]), "p1": len(coef["1d"]), "h1": len(coef["1d"]), "p2": len(coef["2d0"]),
+                 "h2": len(coef["2d0"]), "s2": len(coef["2d0"]), "ref": 1 + n_nodes + len(self.triples)}
+        seg_start = dict(zip(sizes, np.cumsum([0] + list(sizes.values()))[:-1]))
+        order = np.array([seg_start[seg] + j for seg, j in canonical], dtype=np.int64)
+        assert sorted(order.tolist()) == list(range(len(order)))
+        n1, n2 = np.array(node["1d"], dtype=np.int64), np.array(node["2d"], dtype=np.int64)
+        return {"full_maps": full,
+                "coef_index": np.array(coef["a1"] + coef["1d"] + coef["2d0"] + coef["2d1"], dtype=np.int64),
+                "coef_split": [len(coef["a1"]), len(coef["1d"]), len(coef["2d0"]), len(coef["2d1"])],
+                # per-copy references: ud0 of 1D copies, then ud0, ud1, uw0, uw1 of 2D copies ([4 n_nodes] stack)
+                "ref_index": np.concatenate([n1] + [q * n_nodes + n2 for q in range(4)]),
+                "ref_split": [len(n1)] + [len(n2)] * 4,
+                "a1_scale": 1.0 / np.sqrt(self.nodes[0].orbit_size), "order": order}
+
+    @property
+    def feature_order(self) -> np.ndarray:
+        """``order[j]``: the internal position of documented feature ``j`` (see :meth:`_plan`)."""
+        return self._plan()["order"]
+
     def constants(self, dtype, device) -> dict:
         """Torch tensors for the forward pass (cast to the spins' dtype and device)."""
         f = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)  # noqa: E731
-        G = self.group
+        i = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.int64, device=device)  # noqa: E731
+        plan = self._plan()
         t = np.array(self.triples, dtype=np.int64).reshape(-1, 3)
-        T = self.triple_tensors
         return {
-            # one [n, m] map per (type, irrep, partner): partner-major outputs keep the copies innermost
-            "maps": [{lbl: [f(M[:, a::G.irrep(lbl).dim]) for a in range(G.irrep(lbl).dim)]
-                      for lbl, M in ty.maps.items()} for ty in self.types],
-            "mean_scale": f(1.0 / np.sqrt(self.nodes[0].orbit_size)),
-            "ref_matrix": f(self.ref_matrix),
-            "dot": f(self.dot.transpose(1, 2, 0)), "wedge": f(self.wedge.transpose(1, 2, 0) / np.sqrt(2.0)),
-            "tri_index": [torch.as_tensor(t[:, k], device=device) for k in range(3)],
-            "tri_tensor": f(T.transpose(1, 2, 3, 0)),                      # [2, 2, 2, n_triples]
+            "full_maps": [f(M.T) for M in plan["full_maps"]],
+            "coef_index": i(plan["coef_index"]), "coef_split": plan["coef_split"],
+            "ref_index": i(plan["ref_index"]), "ref_split": plan["ref_split"],
+            "a1_scale": f(plan["a1_scale"][:, None]), "order": i(plan["order"]),
+            "ref_matrix": f(self.ref_matrix.T),
+            "dot": f(self.dot.transpose(1, 2, 0)[..., None]),                # [2, 2, nodes, 1]
+            "wedge": f(self.wedge.transpose(1, 2, 0)[..., None] / np.sqrt(2.0)),
+            # rows of cat(p0, p1): component 0 of the three factors, then component 1
+            "tri_index": i(np.concatenate([t.T.reshape(-1), t.T.reshape(-1) + len(self.ref_nodes)])),
+            "tri_tensor": f(self.triple_tensors.transpose(1, 2, 3, 0)[..., None]),   # [2, 2, 2, n_triples, 1]
         }
 
 
@@ -207,47 +280,36 @@ def _symmetrize_repeats(T: np.ndarray, idx: tuple) -> np.ndarray:
 
 
 def compute_features(X: list, blocks: torch.Tensor, layout: IrrepLayout, c: dict, eps: float) -> torch.Tensor:
-    """Variables of each orbit type ``X[k] [B, N, n_orbits n]`` and block vectors ``[B, N, 2|G|]``
-    -> invariant features ``[B, N, F]``."""
-    B, N = blocks.shape[:2]
-    rows = [x.view(-1, t.n) for x, t in zip(X, layout.types)]
+    """Variables of each orbit type ``X[k] [B, n_orbits n, N]`` and block vectors ``[B, 2|G|, N]``
+    -> invariant features ``[B, F, N]``, channel-major in the internal order (``c["order"]`` gives the
+    documented one)."""
+    B, N = blocks.shape[0], blocks.shape[-1]
+    coefs = torch.cat([torch.matmul(M, x.view(-1, t.n, N)).view(B, -1, N)              # U^T v per orbit
+                       for x, t, M in zip(X, layout.types, c["full_maps"])], dim=1)      # [B, V, N]
+    fa1, f1, fa, fb = take_rows(coefs, c["coef_index"], 1).split(c["coef_split"], dim=1)
 
-    # reference directions: unit vectors with a smooth floor, component-major [B, N, nodes] tensors
-    ref = blocks @ c["ref_matrix"]
+    # reference directions: unit vectors with a smooth floor, component-major [B, nodes, N] tensors
+    ref = torch.matmul(c["ref_matrix"], blocks)
     n_nodes = len(layout.ref_nodes)
-    ref_a1, p0, p1 = ref.split([1, n_nodes, n_nodes], dim=-1)
+    ref_a1, p0, p1 = ref.split([1, n_nodes, n_nodes], dim=1)
     inv = torch.rsqrt(p0 * p0 + p1 * p1 + eps * eps)
     p0, p1 = p0 * inv, p1 * inv
-    a2 = p0[..., layout.a2_node:layout.a2_node + 1]                       # bond A2 reference, [B, N, 1]
-    dot, wedge = c["dot"], c["wedge"]                                     # [2, 2, nodes]
-    ud = [p0 * dot[a, 0] + p1 * dot[a, 1] for a in (0, 1)]                # C(., ref -> A1), component a
-    uw = [(p0 * wedge[a, 0] + p1 * wedge[a, 1]) * a2 for a in (0, 1)]     # C(., ref -> A2) a2 / sqrt 2
-    node_index = {nd: i for i, nd in enumerate(layout.ref_nodes)}
+    a2 = p0[:, layout.a2_node:layout.a2_node + 1]                         # bond A2 reference, [B, 1, N]
+    dot, wedge = c["dot"], c["wedge"]                                     # [2, 2, nodes, 1]
+    u = torch.cat([p0 * dot[0, 0] + p1 * dot[0, 1], p0 * dot[1, 0] + p1 * dot[1, 1],      # C(., ref -> A1)
+                   (p0 * wedge[0, 0] + p1 * wedge[0, 1]) * a2,                             # C(., ref -> A2) a2
+                   (p0 * wedge[1, 0] + p1 * wedge[1, 1]) * a2], dim=1)
+    r1, d0, d1, w0, w1 = take_rows(u, c["ref_index"], 1).split(c["ref_split"], dim=1)
 
-    out = []
-    for nd in layout.nodes:
-        f = [torch.cat([(rows[k] @ c["maps"][k][nd.label][a]).view(B, N, -1) for k, _ in nd.parts], dim=-1)
-             for a in range(nd.dim)]                                      # partner a of every copy, [B, N, R]
-        if (nd.cls, nd.label) == (BOND, "A1"):
-            out.append(f[0] * c["mean_scale"])
-            continue
-        i = node_index[(nd.cls, nd.label)]
-        s = slice(i, i + 1)
-        if nd.dim == 1:
-            out += [f[0] * f[0], f[0] * ud[0][..., s]]
-            continue
-        h = 1.0 / np.sqrt(2.0)
-        phase = (f[0] * ud[0][..., s] + f[1] * ud[1][..., s]) * h
-        sine = f[0] * uw[0][..., s] + f[1] * uw[1][..., s]
-        out += [(f[0] * f[0] + f[1] * f[1]) * 0.5, torch.stack([phase, sine], dim=-1).flatten(-2)]
-    out += [ref_a1 * (1.0 / np.sqrt(layout.group.order)), p0 * p0 + p1 * p1]
-    if layout.triples:
-        sel = [(p0.index_select(-1, idx), p1.index_select(-1, idx)) for idx in c["tri_index"]]
-        T = c["tri_tensor"]
+    out = [fa1 * c["a1_scale"], f1 * f1, f1 * r1, (fa * fa + fb * fb) * 0.5,
+           (fa * d0 + fb * d1) * (1.0 / np.sqrt(2.0)), fa * w0 + fb * w1,
+           ref_a1 * (1.0 / np.sqrt(layout.group.order)), p0 * p0 + p1 * p1]
+    if layout.triples:                                                    # sum T[x, y, z] a_x b_y c_z
+        a0, b0, c0, a1, b1, c1 = take_rows(torch.cat([p0, p1], dim=1), c["tri_index"], 1).chunk(6, dim=1)
+        T = c["tri_tensor"]                                               # [2, 2, 2, n_triples, 1]
         acc = 0
-        for x in (0, 1):
-            for y in (0, 1):
-                cz = sel[2][0] * T[x, y, 0] + sel[2][1] * T[x, y, 1]       # sum_z T[x, y, z] k_z
-                acc = acc + sel[0][x] * sel[1][y] * cz
+        for x, a in ((0, a0), (1, a1)):
+            for y, b in ((0, b0), (1, b1)):
+                acc = acc + a * b * (c0 * T[x, y, 0] + c1 * T[x, y, 1])
         out.append(acc)
-    return torch.cat(out, dim=-1)
+    return torch.cat(out, dim=1)

@@ -18,8 +18,8 @@ transformed as ``S'(g r) = S(r)``, the variables transform as ``v' = D(g) v`` wi
 **Reference blocks.** The coarse-grained variables that fix the reference directions are block averages of
 the nearest-neighbour bonds and of the chiralities. The block around a lattice point ``c`` holds the bonds and
 elementary triangles with all vertices within ``r_b`` of ``c``; it is symmetric about ``c``, so the block
-averages form a scalar field ``F_bond(c)`` and a pseudoscalar field ``F_chir(c)`` on the lattice (one small
-convolution each). Around site ``i`` the ``|G|`` blocks are centred at ``i + g c0``, one per group element
+averages form a scalar field ``F_bond(c)`` and a pseudoscalar field ``F_chir(c)`` on the lattice (a weighted
+sum over a few taps of the lattice fields each). Around site ``i`` the ``|G|`` blocks are centred at ``i + g c0``, one per group element
 ``g``, with ``c0`` a lattice offset that no mirror fixes (a generic direction) and ``|c0| + r_b <= R_c``:
 
     Q_g = F_bond(i + g c0),        K_g = det(g) F_chir(i + g c0).
@@ -34,9 +34,11 @@ irreps odd under that mirror, whose references are then zero (their phase featur
 
 **Gather.** Every variable is a value of one of a few lattice fields at a shifted site: pair fields
 ``S_r . S_{r+d}`` for displacements ``d`` in a half set (``d`` and ``-d`` give the same bond) and one
-chirality field per triangle type. The forward pass computes these ``[B, N, K]`` fields once with periodic
-shifts (``torch.roll``, whose backward is a roll too) and then one ``index_select`` per orbit type gathers
-the variables of every site as a contiguous ``[B, N, V_type]`` block: no loop over sites.
+chirality field per triangle type. The forward pass computes these fields once, channel-major ``[B, K, N]``
+(one gather of the neighbouring spins per kind of field), and then one ``index_select`` per orbit type gathers
+the variables of every site as a contiguous ``[B, V_type, N]`` block: no loop over sites. Channel-major
+tensors keep every later gather a copy of whole rows of length ``N`` (a gather along a short last axis is
+an order of magnitude slower on CPU).
 """
 from __future__ import annotations
 
@@ -192,6 +194,15 @@ class LocalVariables:
             out.append(K)
         return out[0], out[1]
 
+    def block_taps(self) -> tuple[list, np.ndarray]:
+        """The block averages as sums over taps: ``([(offset, channel)], weights [2, T])`` with
+        ``F_c(r) = sum_t weights[c, t] field_{channel_t}(r + offset_t)`` (c = bond, chirality)."""
+        kernels = self.block_stencil
+        h = kernels[0].shape[-1] // 2
+        taps = sorted({(ch, p2, p1) for K in kernels for ch, p2, p1 in zip(*np.nonzero(K))})
+        weights = np.array([[K[t] for t in taps] for K in kernels])
+        return [((int(p1) - h, int(p2) - h), int(ch)) for ch, p2, p1 in taps], weights
+
     @cached_property
     def block_shifts(self) -> np.ndarray:
         """``[|G|, 2]``: the block centres ``g c0`` as lattice offsets."""
@@ -230,13 +241,12 @@ class LocalVariables:
         raise NearsightError("triangle is not elementary")  # pragma: no cover
 
     def gather_index(self, keys: list) -> np.ndarray:
-        """Flat indices ``[N, len(keys)]`` into the ``[N * K]`` flattened lattice fields."""
+        """Flat indices ``[len(keys), N]`` into the channel-major ``[K * N]`` lattice fields (``ch * N + site``)."""
         lat = self.lattice
-        K = self.n_channels
-        idx = np.empty((lat.N, len(keys)), dtype=np.int64)
+        idx = np.empty((len(keys), lat.N), dtype=np.int64)
         for j, k in enumerate(keys):
             anchor, ch = self.element_source(k)
-            idx[:, j] = lat.shift(anchor) * K + ch
+            idx[j] = ch * lat.N + lat.shift(anchor)
         return idx
 
     @cached_property
@@ -254,46 +264,50 @@ class LocalVariables:
         return float(np.linalg.norm(np.array(sorted(key[1]), float) @ self._a, axis=1).max())
 
 
-def shift(grid: torch.Tensor, offset) -> torch.Tensor:
-    """``out[..., y, x, :] = grid[..., y + o2, x + o1, :]`` (periodic) for a ``[B, L2, L1, C]`` grid."""
-    o1, o2 = int(offset[0]), int(offset[1])
-    if o1 == 0 and o2 == 0:
-        return grid
-    return torch.roll(grid, shifts=(-o2, -o1), dims=(1, 2))
+def lattice_fields(spins: torch.Tensor, pair_index: torch.Tensor, triangle_index: torch.Tensor) -> torch.Tensor:
+    """Pair fields ``S_r . S_{r+d}`` and chirality fields ``S_a . (S_b x S_c)``, channel-major: ``[B, Cp + T, N]``.
 
-
-def lattice_fields(spins: torch.Tensor, L1: int, L2: int, pair_offsets, templates) -> torch.Tensor:
-    """Pair fields ``S_r . S_{r+d}`` and chirality fields ``S_a . (S_b x S_c)``: ``[B, L2, L1, Cp + T]``.
-
-    ``pair_offsets``: the displacements ``d``; ``templates [T, 3, 2]``: the triangle vertices relative to their
-    anchor site, counter-clockwise. Periodic shifts are rolls of the ``[B, L2, L1, 3]`` grid.
+    ``spins [B, 3, N]`` (channel-major); ``pair_index [Cp, N]``: the site ``r + d`` for each displacement ``d``;
+    ``triangle_index [T, 3, N]``: the vertices of each triangle type anchored at ``r``, counter-clockwise.
+    One gather per kind of field.
     """
-    B = spins.shape[0]
-    g = spins.reshape(B, L2, L1, 3)
-    out = [(g * shift(g, d)).sum(-1) for d in pair_offsets]
-    for t in templates:
-        a, b, c = (shift(g, v) for v in t)
-        out.append((a * torch.linalg.cross(b, c, dim=-1)).sum(-1))
-    return torch.stack(out, dim=-1)
+    B, _, N = spins.shape
+    nb = take_sites(spins, pair_index)                                          # [B, 3, Cp, N]
+    pairs = (spins.unsqueeze(2) * nb).sum(1)
+    v = take_sites(spins, triangle_index)                                       # [B, 3, T, 3, N]
+    chir = (v[:, :, :, 0] * torch.linalg.cross(v[:, :, :, 1], v[:, :, :, 2], dim=1)).sum(1)
+    return torch.cat([pairs, chir], dim=1)
 
 
-def block_fields(fields: torch.Tensor, kernel: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
-    """Block averages about every site, ``[B, L2, L1, 2]``: a periodic convolution of the used channels."""
-    h = kernel.shape[-1] // 2
-    x = fields.index_select(-1, channels).permute(0, 3, 1, 2)
-    x = torch.nn.functional.pad(x, (h, h, h, h), mode="circular")
-    return torch.nn.functional.conv2d(x, kernel).permute(0, 2, 3, 1)
+def block_vectors(F: torch.Tensor, block_index: torch.Tensor, det: torch.Tensor) -> torch.Tensor:
+    """``[B, 2|G|, N]`` from the block fields ``F [B, 2, N]`` and the block centres ``block_index [|G|, N]``
+    (site ``i + g c0``): ``Q_g = F_bond(i + g c0)`` then ``K_g = det(g) F_chir(i + g c0)``."""
+    v = take_sites(F, block_index)                                              # [B, 2, |G|, N]
+    return torch.cat([v[:, 0], v[:, 1] * det[:, None]], dim=1)
 
 
-def block_vectors(F: torch.Tensor, shifts, det) -> torch.Tensor:
-    """``[B, N, 2|G|]``: ``Q_g = F_bond(i + g c0)`` then ``K_g = det(g) F_chir(i + g c0)``."""
-    B, L2, L1, _ = F.shape
-    v = torch.stack([shift(F, s) for s in shifts], dim=-1).reshape(B, L2 * L1, 2, -1)
-    return torch.cat([v[:, :, 0], v[:, :, 1] * det], dim=-1)
+def take_sites(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``out[..., *index.shape] = x[..., index]`` for ``x [..., N]``: a gather along the last (site) axis.
+
+    Done as ``index_select`` on a 2-D view, the fast path on CPU (on a 3-D tensor the same gather along its
+    last axis is an order of magnitude slower).
+    """
+    lead = x.shape[:-1]
+    return x.reshape(-1, x.shape[-1]).index_select(1, index.reshape(-1)).view(*lead, *index.shape)
+
+
+def take_rows(x: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.index_select(dim, index)`` for a contiguous ``x`` whose axes after ``dim`` are kept whole: one
+    ``index_select`` of whole rows of a 2-D view (the fast path on CPU)."""
+    dim = dim % x.dim()
+    C, inner = x.shape[dim], x.shape[dim + 1:]
+    outer = int(np.prod(x.shape[:dim], dtype=np.int64))
+    rows = (torch.arange(outer, device=x.device) * C).unsqueeze(1) + index
+    out = x.reshape(outer * C, -1).index_select(0, rows.reshape(-1))
+    return out.view(*x.shape[:dim], len(index), *inner)
 
 
 def gather_variables(fields: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
-    """``[B, N, K]`` fields -> ``[B, N, V]`` variables with ``flat_index [N, V]`` into ``N * K``."""
-    B, N, K = fields.shape
-    n, V = flat_index.shape
-    return fields.reshape(B, N * K).index_select(1, flat_index.reshape(-1)).view(B, n, V)
+    """``[B, K, N]`` fields -> ``[B, V, n]`` variables with ``flat_index [V, n]`` into ``K * N``."""
+    B = fields.shape[0]
+    return fields.reshape(B, -1).index_select(1, flat_index.reshape(-1)).view(B, *flat_index.shape)

@@ -57,10 +57,22 @@ class SiteMLP(nn.Module):
         self.register_buffer("e_ref", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
 
-    def fluctuation(self, x: torch.Tensor) -> torch.Tensor:
-        """``eps_i - e_ref``: the learned part of the site energies."""
-        z = (x - self.feature_mean) / self.feature_std
-        return self.scale * self.net(z).squeeze(-1)
+    def fluctuation(self, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+        """``eps_i - e_ref``: the learned part of the site energies.
+
+        ``x [..., F]`` in the trained order; or, with ``order``, channel-major ``x [B, F, N]`` in a
+        descriptor's internal order (:meth:`Descriptor.forward` with ``ordered=False``; ``x[:, order]`` is the
+        trained order): the normalization and the first layer are permuted instead of the features (the same
+        result up to rounding).
+        """
+        if order is None:
+            return self.scale * self.net(((x - self.feature_mean) / self.feature_std)).squeeze(-1)
+        inv = torch.empty_like(order)
+        inv[order] = torch.arange(len(order), device=order.device)
+        first = self.net[0]
+        w = first.weight[:, inv] / self.feature_std[inv]                                   # [h, F]
+        z = torch.matmul(w, x - self.feature_mean[inv, None].expand_as(x)) + first.bias[:, None]   # [B, h, N]
+        return self.scale * self.net[1:](z.transpose(-1, -2)).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.e_ref + self.fluctuation(x)
@@ -103,13 +115,18 @@ class SiteEnergyModel(nn.Module):
     def cutoff(self) -> float:
         return float(self.descriptor.cutoff)
 
+    def _fluctuation(self, spins: torch.Tensor) -> torch.Tensor:
+        """``eps_i - e_ref`` ``[B, N]`` (features in the descriptor's internal order, see SiteMLP.fluctuation)."""
+        d = self.descriptor
+        return self.head.fluctuation(d(spins, ordered=False), d.feature_order.to(spins.device))
+
     def site_energies(self, spins: torch.Tensor) -> torch.Tensor:
-        return self.head(self.descriptor(spins))
+        return self.head.e_ref + self._fluctuation(spins)
 
     def forward(self, spins: torch.Tensor) -> torch.Tensor:
         """Total energy ``[B]``, accumulated in float64 whatever the model dtype: ``N e_ref + sum_i (eps_i -
         e_ref)``, so a float32 model's energy carries no O(N eps_32 |e_ref|) rounding of the large constant."""
-        fl = self.head.fluctuation(self.descriptor(spins))
+        fl = self._fluctuation(spins)
         return fl.to(torch.float64).sum(-1) + fl.shape[-1] * self.head.e_ref.to(torch.float64)
 
     def on_lattice(self, lattice) -> "SiteEnergyModel":
@@ -158,10 +175,11 @@ def energy_and_fields_by_sites(model: SiteEnergyModel, spins: torch.Tensor, site
         flat, blocks = desc.lattice_terms(s)
         f_d, b_d = flat.detach().requires_grad_(True), blocks.detach().requires_grad_(True)
         g_f, g_b = torch.zeros_like(f_d), torch.zeros_like(b_d)
-        N = s.shape[1]
+        N, order = s.shape[1], desc.feature_order.to(s.device)
         energy = torch.zeros(s.shape[0], dtype=torch.float64, device=s.device)
         for start in range(0, N, max(1, int(site_chunk))):
-            fl = head.fluctuation(desc.site_features(f_d, b_d, slice(start, min(N, start + site_chunk))))
+            x = desc.site_features(f_d, b_d, slice(start, min(N, start + site_chunk)), ordered=False)
+            fl = head.fluctuation(x, order)
             a, b = torch.autograd.grad(fl.sum(), [f_d, b_d])
             g_f += a
             g_b += b

@@ -11,6 +11,7 @@ import torch
 from ..electrons.base import FieldProvider, FieldResult
 from ..errors import NearsightError
 from ..lattice import Lattice
+from ..runtime import keep_freed_memory
 from .cards import check_physics, load_model, physics_of
 from .network import SiteEnergyModel, energy_and_fields, energy_and_fields_by_sites
 
@@ -18,15 +19,17 @@ from .network import SiteEnergyModel, energy_and_fields, energy_and_fields_by_si
 class MLProvider(FieldProvider):
     """Field provider backed by a :class:`SiteEnergyModel` (rebuilt on ``lattice`` if needed).
 
-    ``chunk`` bounds how many configurations are differentiated at once and ``site_chunk`` how many sites of one
-    configuration have their features alive at once (memory, and cache traffic on large lattices); results do not
-    depend on either (up to rounding).
+    ``chunk`` bounds how many configurations are differentiated at once and ``site_chunk`` how many sites have
+    their features alive at once (configurations are grouped up to that many sites; a larger lattice is evaluated
+    in site chunks): memory, and cache traffic on large lattices. Results do not depend on either (up to
+    rounding). On Linux the provider asks the allocator to keep freed memory for reuse
+    (:func:`nearsight.runtime.keep_freed_memory`; ``keep_memory=False`` leaves the process as it is).
     """
 
     name = "ml"
 
     def __init__(self, model: SiteEnergyModel | str, lattice: Lattice, *, device: str | None = None,
-                 chunk: int = 64, site_chunk: int = 4096):
+                 chunk: int = 64, site_chunk: int = 16384, keep_memory: bool = True):
         if isinstance(model, str):
             model = load_model(model, lattice)
         self._device = torch.device(device or "cpu")
@@ -36,6 +39,8 @@ class MLProvider(FieldProvider):
         self.card = self.model.card
         self.chunk = max(1, int(chunk))
         self.site_chunk = max(1, int(site_chunk))
+        if keep_memory:
+            keep_freed_memory()
 
     @property
     def device(self) -> torch.device:
@@ -54,8 +59,10 @@ class MLProvider(FieldProvider):
     def _compute(self, spins: torch.Tensor) -> FieldResult:
         s = spins.to(self.model.dtype)
         es, hs = [], []
-        big = s.shape[1] > self.site_chunk
-        for part in torch.split(s, self.chunk):
+        N = s.shape[1]
+        big = N > self.site_chunk
+        per_call = 1 if big else max(1, min(self.chunk, self.site_chunk // N))   # about site_chunk sites a call
+        for part in torch.split(s, per_call):
             e, h = (energy_and_fields_by_sites(self.model, part, self.site_chunk) if big
                     else energy_and_fields(self.model, part))
             es.append(e)
