@@ -165,7 +165,6 @@ class Descriptor(nn.Module):
         and back-propagate through these two tensors once (see
         :func:`nearsight.ml.network.energy_and_fields_by_sites`)."""
         c = self._constants(spins.dtype, spins.device)
-        lat = self.lattice
         fields = lattice_fields(spins.transpose(1, 2), c["pair_index"], c["triangle_index"])    # [B, K, N]
         F = torch.matmul(c["tap_weights"], gather_variables(fields, c["tap_index"]))           # [B, 2, N]
         return fields, block_vectors(F, c["block_index"], c["det"])

@@ -39,6 +39,7 @@ All contractions use Clebsch–Gordan tensors computed by :meth:`PointGroup.inva
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations_with_replacement, permutations
 
 import numpy as np
@@ -179,16 +180,16 @@ class IrrepLayout:
         return names
 
     # ------------------------------------------------------------------------ vectorized forward plan
-    def _plan(self) -> dict:
+    @cached_property
+    def plan(self) -> dict:
         """Index tables of the vectorized forward pass and the order of its features.
 
         Each orbit type's variables are multiplied by its full ``[n, n]`` change of basis (all irreps and
-        partners at once), the results concatenated type by type into ``[B, N, V]`` coefficients. The features
+        partners at once), the results concatenated type by type into ``[B, V, N]`` coefficients. The features
         are then computed by category, all copies at once: bond ``A1`` means, 1D powers, 1D phases, 2D powers,
         2D phases, 2D sines, then the reference block (*internal order*). ``order`` lists, for every feature in
         the documented order (:attr:`feature_names`), its internal position.
         """
-        G = self.group
         offsets, start, full = [], 0, []
         for ty in self.types:
             cols, col0 = [], {}
@@ -244,16 +245,11 @@ class IrrepLayout:
                 "ref_split": [len(n1)] + [len(n2)] * 4,
                 "a1_scale": 1.0 / np.sqrt(self.nodes[0].orbit_size), "order": order}
 
-    @property
-    def feature_order(self) -> np.ndarray:
-        """``order[j]``: the internal position of documented feature ``j`` (see :meth:`_plan`)."""
-        return self._plan()["order"]
-
     def constants(self, dtype, device) -> dict:
         """Torch tensors for the forward pass (cast to the spins' dtype and device)."""
         f = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)  # noqa: E731
         i = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.int64, device=device)  # noqa: E731
-        plan = self._plan()
+        plan = self.plan
         t = np.array(self.triples, dtype=np.int64).reshape(-1, 3)
         return {
             "full_maps": [f(M.T) for M in plan["full_maps"]],

@@ -87,7 +87,6 @@ class LocalVariables:
         self.centre_offsets = [tuple(int(x) for x in o) for o in centre]
         if not self.centre_offsets:
             raise NearsightError(f"cutoff {cutoff:g} holds no neighbour; use cutoff >= 1 (one lattice spacing)")
-        disk = {(0, 0)} | set(self.centre_offsets)
         loc, _ = lattice.offsets_within(self.local_cutoff)
         local = {(0, 0)} | {tuple(int(x) for x in o) for o in loc}
         shells_o, shells_d = lattice.offsets_within(self.cutoff + 4)
