@@ -18,9 +18,10 @@ transformed as ``S'(g r) = S(r)``, the variables transform as ``v' = D(g) v`` wi
 **Reference blocks.** The coarse-grained variables that fix the reference directions are block averages of
 the nearest-neighbour bonds and of the chiralities. The block around a lattice point ``c`` holds the bonds and
 elementary triangles with all vertices within ``r_b`` of ``c``; it is symmetric about ``c``, so the block
-averages form a scalar field ``F_bond(c)`` and a pseudoscalar field ``F_chir(c)`` on the lattice (a weighted
-sum over a few taps of the lattice fields each). Around site ``i`` the ``|G|`` blocks are centred at ``i + g c0``, one per group element
-``g``, with ``c0`` a lattice offset that no mirror fixes (a generic direction) and ``|c0| + r_b <= R_c``:
+averages form a scalar field ``F_bond(c)`` and a pseudoscalar field ``F_chir(c)`` on the lattice (each a
+weighted sum over a few taps of the lattice fields). Around site ``i`` the ``|G|`` blocks are centred at
+``i + g c0``, one per group element ``g``, with ``c0`` a lattice offset that no mirror fixes (a generic
+direction) and ``|c0| + r_b <= R_c``:
 
     Q_g = F_bond(i + g c0),        K_g = det(g) F_chir(i + g c0).
 
@@ -270,7 +271,6 @@ def lattice_fields(spins: torch.Tensor, pair_index: torch.Tensor, triangle_index
     ``triangle_index [T, 3, N]``: the vertices of each triangle type anchored at ``r``, counter-clockwise.
     One gather per kind of field.
     """
-    B, _, N = spins.shape
     nb = take_sites(spins, pair_index)                                          # [B, 3, Cp, N]
     pairs = (spins.unsqueeze(2) * nb).sum(1)
     v = take_sites(spins, triangle_index)                                       # [B, 3, T, 3, N]
