@@ -66,7 +66,6 @@ def check_frames(a, card, kind, L_check=16, steps=300):
     return lat, spins, ref
 
 
-
 def kpm_vs_ml(a, card, kind, L):
     """Pick the cheapest KPM setting whose transverse-field error on ED-labelled check frames is at most the ML
     model's error on the same frames; time both on an L x L lattice. KPM cost is exactly linear in the number of

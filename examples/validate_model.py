@@ -22,7 +22,6 @@ from nearsight.ml.cards import load_card
 from nearsight.ml.provider import MLProvider
 
 
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)

@@ -260,6 +260,7 @@ def test_internal_order_is_a_permutation_of_the_documented_features(desc):
     assert raw.shape == (2, desc.n_features, desc.lattice.N)
     assert sorted(order.tolist()) == list(range(desc.n_features))
     assert (raw[:, order].transpose(1, 2) - f).abs().max() == 0
+    assert torch.equal(desc.feature_positions("cpu")[order], torch.arange(desc.n_features))   # its inverse
 
 
 def test_gather_helpers_equal_index_select():

@@ -128,6 +128,7 @@ class Descriptor(nn.Module):
                        "tap_index": torch.as_tensor(np.stack([ch * lat.N + lat.shift(o) for o, ch in taps])),
                        "gather": [torch.as_tensor(v.gather_index(keys)) for keys in self.layout.type_keys]}
         self._cache: dict = {}
+        self._positions: dict = {}
 
     # ------------------------------------------------------------------------------------ forward
     def _constants(self, dtype: torch.dtype, device: torch.device) -> dict:
@@ -183,7 +184,15 @@ class Descriptor(nn.Module):
     @property
     def feature_order(self) -> torch.Tensor:
         """``order[j]``: position in the internal order (``forward(..., ordered=False)``) of feature ``j``."""
-        return self._constants(torch.float64, torch.device("cpu"))["order"]
+        return torch.as_tensor(self.layout.plan["order"])
+
+    def feature_positions(self, device) -> torch.Tensor:
+        """The inverse of :attr:`feature_order` on ``device`` (cached): the documented index of each internal
+        feature, what a network permutes its first layer by (:meth:`SiteMLP.fluctuation`)."""
+        key = str(device)
+        if key not in self._positions:
+            self._positions[key] = torch.as_tensor(self.layout.plan["positions"], device=device)
+        return self._positions[key]
 
     # ------------------------------------------------------------------------------------ reporting
     def config(self) -> dict:

@@ -188,7 +188,8 @@ class IrrepLayout:
         partners at once), the results concatenated type by type into ``[B, V, N]`` coefficients. The features
         are then computed by category, all copies at once: bond ``A1`` means, 1D powers, 1D phases, 2D powers,
         2D phases, 2D sines, then the reference block (*internal order*). ``order`` lists, for every feature in
-        the documented order (:attr:`feature_names`), its internal position.
+        the documented order (:attr:`feature_names`), its internal position; ``positions`` is the inverse: for
+        every internal position, the documented index.
         """
         offsets, start, full = [], 0, []
         for ty in self.types:
@@ -243,7 +244,7 @@ class IrrepLayout:
                 # per-copy references: ud0 of 1D copies, then ud0, ud1, uw0, uw1 of 2D copies ([4 n_nodes] stack)
                 "ref_index": np.concatenate([n1] + [q * n_nodes + n2 for q in range(4)]),
                 "ref_split": [len(n1)] + [len(n2)] * 4,
-                "a1_scale": 1.0 / np.sqrt(self.nodes[0].orbit_size), "order": order}
+                "a1_scale": 1.0 / np.sqrt(self.nodes[0].orbit_size), "order": order, "positions": np.argsort(order)}
 
     def constants(self, dtype, device) -> dict:
         """Torch tensors for the forward pass (cast to the spins' dtype and device)."""

@@ -57,21 +57,19 @@ class SiteMLP(nn.Module):
         self.register_buffer("e_ref", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
 
-    def fluctuation(self, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+    def fluctuation(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``eps_i - e_ref``: the learned part of the site energies.
 
-        ``x [..., F]`` in the trained order; or, with ``order``, channel-major ``x [B, F, N]`` in a
-        descriptor's internal order (:meth:`Descriptor.forward` with ``ordered=False``; ``x[:, order]`` is the
-        trained order): the normalization and the first layer are permuted instead of the features (the same
-        result up to rounding).
+        ``x [..., F]`` in the trained order; or, with ``positions``, channel-major ``x [B, F, N]`` in a
+        descriptor's internal order, ``x[:, i]`` being trained feature ``positions[i]``
+        (:meth:`Descriptor.forward` with ``ordered=False``, :meth:`Descriptor.feature_positions`): the
+        normalization and the first layer are permuted instead of the features (the same result up to rounding).
         """
-        if order is None:
+        if positions is None:
             return self.scale * self.net(((x - self.feature_mean) / self.feature_std)).squeeze(-1)
-        inv = torch.empty_like(order)
-        inv[order] = torch.arange(len(order), device=order.device)
         first = self.net[0]
-        w = first.weight[:, inv] / self.feature_std[inv]                                   # [h, F]
-        z = torch.matmul(w, x - self.feature_mean[inv, None].expand_as(x)) + first.bias[:, None]   # [B, h, N]
+        w = first.weight[:, positions] / self.feature_std[positions]                          # [h, F]
+        z = torch.matmul(w, x - self.feature_mean[positions, None].expand_as(x)) + first.bias[:, None]  # [B, h, N]
         return self.scale * self.net[1:](z.transpose(-1, -2)).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +116,7 @@ class SiteEnergyModel(nn.Module):
     def _fluctuation(self, spins: torch.Tensor) -> torch.Tensor:
         """``eps_i - e_ref`` ``[B, N]`` (features in the descriptor's internal order, see SiteMLP.fluctuation)."""
         d = self.descriptor
-        return self.head.fluctuation(d(spins, ordered=False), d.feature_order.to(spins.device))
+        return self.head.fluctuation(d(spins, ordered=False), d.feature_positions(spins.device))
 
     def site_energies(self, spins: torch.Tensor) -> torch.Tensor:
         return self.head.e_ref + self._fluctuation(spins)
@@ -175,11 +173,11 @@ def energy_and_fields_by_sites(model: SiteEnergyModel, spins: torch.Tensor, site
         flat, blocks = desc.lattice_terms(s)
         f_d, b_d = flat.detach().requires_grad_(True), blocks.detach().requires_grad_(True)
         g_f, g_b = torch.zeros_like(f_d), torch.zeros_like(b_d)
-        N, order = s.shape[1], desc.feature_order.to(s.device)
+        N, positions = s.shape[1], desc.feature_positions(s.device)
         energy = torch.zeros(s.shape[0], dtype=torch.float64, device=s.device)
         for start in range(0, N, max(1, int(site_chunk))):
             x = desc.site_features(f_d, b_d, slice(start, min(N, start + site_chunk)), ordered=False)
-            fl = head.fluctuation(x, order)
+            fl = head.fluctuation(x, positions)
             a, b = torch.autograd.grad(fl.sum(), [f_d, b_d])
             g_f += a
             g_b += b
