@@ -86,3 +86,47 @@ def test_generate_labels_are_exact_ed(tmp_path):
     assert np.allclose(r.fields.numpy(), arr["fields"], atol=1e-12)
     assert np.allclose(r.energy.numpy(), arr["energy"], atol=1e-10)
     assert not os.path.exists(out + ".parts")
+
+
+def test_generate_with_a_driver_labels_the_drivers_frames_exactly(tmp_path):
+    """A driver integrates the quenches; the kept frames are exactly the driver's trajectory (same seeds) and carry
+    exact ED labels; a driver on another lattice is refused."""
+    from nearsight.electrons.classical import HeisenbergProvider
+    lat = Lattice("triangular", 4, 4)
+    ed = EDProvider(lat, SDModel(J=2.0, filling=0.25, kT=0.01))
+    drv = HeisenbergProvider(lat, J_H=0.5)
+    out = str(tmp_path / "d.h5")
+    generate_dataset(ed, out, kTs=[0.02], replicas=2, steps=20, every=10, seed=3, driver=drv, label_batch=3,
+                     progress=False)
+    arr, attrs = read_dataset(out)
+    assert arr["spins"].shape == (6, 16, 3) and attrs["driver_provider"] == drv.name
+    r = ed(arr["spins"])
+    assert np.allclose(r.fields.numpy(), arr["fields"], atol=1e-12)
+    assert np.allclose(r.energy.numpy(), arr["energy"], atol=1e-10)
+    own = str(tmp_path / "h.h5")  # the driver labelling itself: the same configurations
+    generate_dataset(drv, own, kTs=[0.02], replicas=2, steps=20, every=10, seed=3, progress=False)
+    assert np.array_equal(read_dataset(own)[0]["spins"], arr["spins"])
+    with pytest.raises(NearsightError, match="same lattice"):
+        generate_dataset(ed, str(tmp_path / "x.h5"), kTs=[0.02], replicas=1, steps=2, every=1,
+                         driver=HeisenbergProvider(Lattice("triangular", 6, 6), J_H=0.5), progress=False)
+
+
+def test_relabel_keeps_configurations_and_gives_the_new_providers_exact_labels(tmp_path):
+    from nearsight.dynamics.generate import relabel_dataset
+    lat = Lattice("square", 4, 4)
+    src = str(tmp_path / "src.h5")
+    generate_dataset(EDProvider(lat, SDModel(J=6.0, mu=-4.4, kT=0.01)), src, kTs=[0.02], replicas=2, steps=10,
+                     every=5, progress=False)
+    hot = EDProvider(lat, SDModel(J=6.0, mu=-4.4, kT=0.1))
+    out = relabel_dataset(hot, src, str(tmp_path / "hot.h5"), label_batch=4, progress=False)
+    a, at = read_dataset(src)
+    b, bt = read_dataset(out)
+    assert np.array_equal(a["spins"], b["spins"]) and np.array_equal(a["trajectory"], b["trajectory"])
+    assert np.array_equal(a["time"], b["time"]) and bt["kT"] == 0.1 and bt["source_kT"] == 0.01
+    assert bt["source"] == src and bt["steps"] == at["steps"]
+    r = hot(a["spins"])
+    assert np.allclose(r.fields.numpy(), b["fields"], atol=1e-12)
+    assert not np.allclose(a["fields"], b["fields"], atol=1e-6)  # the electronic temperature does change them
+    with pytest.raises(NearsightError, match="source's lattice"):
+        relabel_dataset(EDProvider(Lattice("square", 6, 6), SDModel(J=6.0, mu=-4.4, kT=0.1)), src,
+                        str(tmp_path / "x.h5"), progress=False)

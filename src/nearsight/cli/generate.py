@@ -1,11 +1,16 @@
-"""``nearsight generate [CONFIG.yaml] [flags]``: a training dataset from LLG quench trajectories."""
+"""``nearsight generate [CONFIG.yaml] [flags]``: a training dataset from LLG quench trajectories.
+
+With ``source: DATASET.h5`` (``--source``) no dynamics runs: the source's configurations are labelled anew by this
+config's solver and physics (e.g. another electronic temperature); lattice and size must be the source's."""
 from __future__ import annotations
 
-from ..dynamics.generate import generate_dataset
+from ..dynamics.generate import generate_dataset, relabel_dataset
+from ..errors import NearsightError
 from .common import add_physics_args, add_solver_args, build_provider, load_config, merged, physics_from
 
 DEFAULTS = {"kTs": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 20, "skip": 0, "dt": 0.05,
-            "alpha": 0.5, "scheme": "heun", "seed": 0, "initial": "random", "noise": 0.0, "out": "dataset.h5"}
+            "alpha": 0.5, "scheme": "heun", "seed": 0, "initial": "random", "noise": 0.0, "out": "dataset.h5",
+            "driver": None, "source": None}
 
 
 def add_parser(sub):
@@ -26,6 +31,10 @@ def add_parser(sub):
     g.add_argument("--initial", default=None)
     g.add_argument("--noise", type=float, default=None)
     g.add_argument("--out", default=None, help="dataset .h5")
+    g.add_argument("--driver", default=None,
+                   help="ML model (name or .pt) that integrates the quenches; the solver labels only the kept frames")
+    g.add_argument("--source", default=None,
+                   help="relabel the configurations of this dataset instead of running quenches")
     p.set_defaults(func=run)
 
 
@@ -33,10 +42,19 @@ def run(args) -> int:
     cfg = merged(args, load_config(args.config), DEFAULTS)
     lattice, model = physics_from(cfg)
     provider = build_provider(cfg, lattice, model)
+    if cfg["source"] is not None:
+        if cfg["driver"] is not None:
+            raise NearsightError("give either source (relabel a dataset) or driver (run quenches), not both")
+        print(f"dataset -> {relabel_dataset(provider, cfg['source'], cfg['out'])}")
+        return 0
+    driver = None
+    if cfg["driver"] is not None:
+        from ..ml.provider import MLProvider
+        driver = MLProvider(cfg["driver"], lattice, device=cfg.get("device"))
     kTs = cfg["kTs"]
     kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
     out = generate_dataset(provider, cfg["out"], kTs=kTs, replicas=cfg["replicas"], steps=cfg["steps"],
                            every=cfg["every"], skip=cfg["skip"], dt=cfg["dt"], alpha=cfg["alpha"],
-                           scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"])
+                           scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"], driver=driver)
     print(f"dataset -> {out}")
     return 0
