@@ -110,7 +110,8 @@ def physics_of(card: dict) -> dict:
 def summary_line(name: str, card: dict) -> str:
     held = card.get("held_out") or {}
     err = held.get("transverse_rms_ratio")
-    err_s = f"  held-out |h_perp| error {100 * err:.1f}%" if err is not None else ""
+    err_s = (f"  held-out |h_perp| error {100 * err:.1f}% (all held-out frames pooled; by kind of frame in the "
+             f"model's report)" if err is not None else "")
     if card.get("kind") == "generalized":
         g = card.get("geometry") or {}
         lo, hi = (card.get("biases") or [None, None])[:2]
