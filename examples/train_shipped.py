@@ -7,8 +7,8 @@ first with ``nearsight generate`` from the ``configs/data/*.yaml`` whose ``out``
 ED; the generation resumes block by block if interrupted). A data config that relabels another dataset
 (``source``) needs that dataset first; one with a ``driver`` (an ML model that integrates the quenches, whose
 frames ED labels) needs that model: if its file is missing, the ``configs/train/*.yaml`` that writes it is
-trained first, the same way (a first-round model). Then
-``nearsight train`` runs (it resumes from its checkpoint). ``--install`` copies the model file and its card into ``src/nearsight/ml/models/`` so it loads by
+trained first, the same way (a first-round model). Then ``nearsight train`` runs (it resumes from its
+checkpoint). ``--install`` copies the model file and its card into ``src/nearsight/ml/models/`` so it loads by
 name; the report ``NAME.md`` beside it is written by ``examples/validate_model.py --report``.
 """
 import argparse

@@ -55,6 +55,7 @@ def run(args) -> int:
     kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
     out = generate_dataset(provider, cfg["out"], kTs=kTs, replicas=cfg["replicas"], steps=cfg["steps"],
                            every=cfg["every"], skip=cfg["skip"], dt=cfg["dt"], alpha=cfg["alpha"],
-                           scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"], driver=driver)
+                           scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"],
+                           driver=driver)
     print(f"dataset -> {out}")
     return 0

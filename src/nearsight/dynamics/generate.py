@@ -20,7 +20,6 @@ import os
 import shutil
 
 import numpy as np
-
 from tqdm import tqdm
 
 from ..electrons.base import FieldProvider
@@ -68,8 +67,9 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
 
         def keep(step, t, spins, res, _f=frames):
             if step >= skip:
-                _f.append((t, spins.cpu().numpy()) if driver is not None else
-                          (t, spins.cpu().numpy(), res.fields.detach().cpu().numpy(), res.energy.detach().cpu().numpy()))
+                labels = () if driver is not None else (res.fields.detach().cpu().numpy(),
+                                                        res.energy.detach().cpu().numpy())
+                _f.append((t, spins.cpu().numpy(), *labels))
 
         run_llg(driver or provider, s0, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                 seed=seed * 1000 + b, every=every, observers=[keep], progress=progress)
