@@ -12,6 +12,7 @@ checkpoint). ``--install`` copies the model file and its card into ``src/nearsig
 name; the report ``NAME.md`` beside it is written by ``examples/validate_model.py --report``.
 """
 import argparse
+import functools
 import glob
 import os
 import shutil
@@ -23,60 +24,63 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def data_configs() -> dict:
-    """Dataset path -> the configs/data file that makes it."""
+@functools.lru_cache(maxsize=None)
+def configs(kind: str) -> dict:
+    """``configs/KIND/*.yaml`` (``kind``: data or train): absolute path -> parsed config, read once."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "data", "*.yaml"))):
+    for path in sorted(glob.glob(os.path.join(ROOT, "configs", kind, "*.yaml"))):
         with open(path) as f:
-            cfg = yaml.safe_load(f)
-        out[os.path.normpath(cfg["out"])] = path
+            out[path] = yaml.safe_load(f)
     return out
 
 
-def train_configs() -> dict:
-    """Model file (OUT/NAME.pt) -> the configs/train file that writes it."""
-    out = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "configs", "train", "*.yaml"))):
-        with open(path) as f:
-            cfg = yaml.safe_load(f)
-        name = cfg.get("name") or os.path.basename(cfg["out"])
-        out[os.path.normpath(os.path.join(cfg["out"], name + ".pt"))] = path
-    return out
+def model_file(cfg: dict) -> str:
+    """The model file a training config writes: ``OUT/NAME.pt``."""
+    return os.path.join(cfg["out"], (cfg.get("name") or os.path.basename(cfg["out"])) + ".pt")
 
 
-def make_dataset(path: str, env: dict, seen: tuple) -> None:
-    """Generate a missing dataset from its configs/data file, after what that file needs: the dataset it
-    relabels (``source``) or the model that drives its quenches (``driver``, trained from configs/train)."""
-    if os.path.exists(path):
-        return
-    maker = data_configs().get(os.path.normpath(path))
-    if maker is None:
-        sys.exit(f"dataset {path!r} is missing and no configs/data/*.yaml has out: {path}")
-    with open(maker) as f:
-        dcfg = yaml.safe_load(f)
-    if dcfg.get("source"):
-        make_dataset(dcfg["source"], env, seen + (maker,))
-    driver = dcfg.get("driver")
-    if driver and driver.endswith(".pt") and not os.path.exists(driver):
-        trainer = train_configs().get(os.path.normpath(driver))
-        if trainer is None:
-            sys.exit(f"{maker} is driven by {driver!r}, which is missing, and no configs/train/*.yaml writes it")
-        print(f"training the driver {driver} from {trainer}", flush=True)
-        train(trainer, env, seen + (maker,))
-    print(f"generating {path} from {maker}", flush=True)
-    subprocess.run(["nearsight", "generate", maker], check=True, env=env)
+def plan(cfg_path: str, missing_only: bool = True) -> list[tuple[str, str]]:
+    """The steps that train ``cfg_path``, each after what it needs: ``("generate", data config)`` for a dataset
+    (after the dataset it relabels, ``source``, and the training of the model that drives its quenches,
+    ``driver``) and ``("train", training config)``, the last one ``cfg_path`` itself. With ``missing_only`` a
+    dataset or driver model that exists is taken as it is; otherwise every step is listed."""
+    makers = {os.path.normpath(c["out"]): p for p, c in configs("data").items()}
+    trainers = {os.path.normpath(model_file(c)): p for p, c in configs("train").items()}
+    steps: list[tuple[str, str]] = []
 
+    def check_cycle(path, chain):
+        if path in chain:
+            sys.exit(f"circular dependency: {' -> '.join(chain + (path,))}")
 
-def train(cfg_path: str, env: dict, seen: tuple = ()) -> dict:
-    """Make every dataset ``cfg_path`` needs (and whatever those need), then train it."""
-    if cfg_path in seen:
-        sys.exit(f"circular dependency: {' -> '.join(seen + (cfg_path,))}")
-    with open(cfg_path) as f:
-        cfg = yaml.safe_load(f)
-    for path in list(cfg["datasets"]) + list(cfg.get("val_datasets") or []):
-        make_dataset(path, env, seen + (cfg_path,))
-    subprocess.run(["nearsight", "train", cfg_path], check=True)
-    return cfg
+    def need_dataset(path, chain):
+        if missing_only and os.path.exists(path):
+            return
+        maker = makers.get(os.path.normpath(path))
+        if maker is None:
+            sys.exit(f"dataset {path!r} is missing and no configs/data/*.yaml has out: {path}")
+        check_cycle(maker, chain)
+        dcfg = configs("data")[maker]
+        if dcfg.get("source"):
+            need_dataset(dcfg["source"], chain + (maker,))
+        driver = dcfg.get("driver")
+        if driver and driver.endswith(".pt") and not (missing_only and os.path.exists(driver)):
+            trainer = trainers.get(os.path.normpath(driver))
+            if trainer is None:
+                sys.exit(f"{maker} is driven by {driver!r}, and no configs/train/*.yaml writes that model")
+            need_training(trainer, chain + (maker,))
+        if ("generate", maker) not in steps:
+            steps.append(("generate", maker))
+
+    def need_training(path, chain):
+        check_cycle(path, chain)
+        cfg = configs("train")[path]
+        for d in list(cfg["datasets"]) + list(cfg.get("val_datasets") or []):
+            need_dataset(d, chain + (path,))
+        if ("train", path) not in steps:
+            steps.append(("train", path))
+
+    need_training(os.path.abspath(cfg_path), ())
+    return steps
 
 
 def main():
@@ -89,15 +93,17 @@ def main():
     if not os.path.exists(cfg_path):
         sys.exit(f"no training config {cfg_path!r}; available: "
                  f"{', '.join(sorted(os.path.basename(p)[:-5] for p in glob.glob('configs/train/*.yaml')))}")
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    cfg = train(cfg_path, env)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}   # single-threaded ED
+    for action, path in plan(cfg_path):
+        print(f"{action}: {os.path.relpath(path, ROOT)}", flush=True)
+        subprocess.run(["nearsight", action, path], check=True, env=env if action == "generate" else None)
     if a.install:
-        name = cfg.get("name") or os.path.basename(cfg["out"])
+        model = model_file(configs("train")[os.path.abspath(cfg_path)])
         dest = os.path.join("src", "nearsight", "ml", "models")
         os.makedirs(dest, exist_ok=True)
-        for ext in (".pt", ".card.json"):
-            shutil.copy2(os.path.join(cfg["out"], name + ext), os.path.join(dest, name + ext))
-        print(f"installed {name} into {dest}/")
+        for src in (model, model[:-3] + ".card.json"):
+            shutil.copy2(src, os.path.join(dest, os.path.basename(src)))
+        print(f"installed {os.path.basename(model)[:-3]} into {dest}/")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ electronic temperature, ensemble or solver).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from ..electrons.base import FieldProvider
 from ..errors import NearsightError
+from ..hamiltonian import SDModel
 from ..io import check_writable, read_dataset, write_dataset
 from ..states import make_state
 from .run import run_llg
@@ -41,8 +43,7 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
         raise NearsightError("kTs (bath temperatures of the quenches) must be a non-empty list of numbers >= 0")
     if replicas < 1 or steps < 1 or every < 1 or skip < 0 or skip > steps:
         raise NearsightError("need replicas >= 1, steps >= 1, every >= 1 and 0 <= skip <= steps")
-    if driver is not None and (driver.lattice.kind, driver.lattice.L1, driver.lattice.L2) != \
-            (provider.lattice.kind, provider.lattice.L1, provider.lattice.L2):
+    if driver is not None and driver.lattice != provider.lattice:
         raise NearsightError(f"the driver runs on {driver.lattice!r} but the labels are for {provider.lattice!r}; "
                              f"build both for the same lattice")
     check_writable(out)
@@ -104,8 +105,8 @@ def relabel_dataset(provider: FieldProvider, source: str, out: str, *, label_bat
         raise NearsightError(f"{source!r} holds {attrs.get('lattice')} {attrs.get('L1')}x{attrs.get('L2')} "
                              f"configurations but the labels are asked for {lat!r}; give the source's lattice and size")
     fields, energy = _label(provider, arrays["spins"], label_batch, progress)
-    physics = ("provider", "J", "t", "t2", "B", "kT", "mu", "filling")
-    kept = {k: v for k, v in attrs.items() if k not in physics and k != "kind"}
+    physics = {"provider", "kind", *(f.name for f in dataclasses.fields(SDModel))}   # replaced by the new labels'
+    kept = {k: v for k, v in attrs.items() if k not in physics}
     write_dataset(out, arrays["spins"], fields, energy, trajectory=arrays["trajectory"], time=arrays.get("time"),
                   kT_llg=arrays.get("kT_llg"), attrs={**kept, **provider.describe(), "source": source,
                                                       "source_provider": attrs.get("provider"),
