@@ -27,9 +27,13 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", nargs="+", required=True)
     ap.add_argument("--split-time", type=float, default=10.0, help="quench frames before this time are 'disordered'")
-    ap.add_argument("--floor-draws", type=int, default=4)
+    ap.add_argument("--floor-draws", type=int, default=4,
+                    help="frames per group for the label floor (0: skip the floor; otherwise at least 2)")
     ap.add_argument("--report", default=None, help="also write the table as markdown to this file")
     a = ap.parse_args()
+    if a.floor_draws == 1 or a.floor_draws < 0:
+        ap.error(f"--floor-draws {a.floor_draws}: the floor needs at least 2 frames (one supplies the far region of "
+                 f"the other); pass 0 to skip it")
     rows = []
     card = load_card(a.model)
     print(f"model {a.model}: {card['lattice']} J={card['J']} n={card.get('filling')} kT={card['kT']} "
@@ -56,7 +60,7 @@ def main():
                 continue
             r = transverse_rms_ratio(pred[m], ref[m], S[m])
             floor = ""
-            if name != "all" and m.sum() >= 2:
+            if name != "all" and m.sum() >= 2 and a.floor_draws >= 2:
                 idx = np.random.default_rng(0).choice(np.flatnonzero(m), size=min(a.floor_draws, m.sum()),
                                                       replace=False)
                 fl = locality_profile(ed, arr["spins"][idx], [card["cutoff"]], sites_per_draw=3, progress=False)
