@@ -33,6 +33,7 @@ from nearsight import Lattice, SDModel  # noqa: E402
 from nearsight.analysis import observables as obs  # noqa: E402
 from nearsight.dynamics import run_llg  # noqa: E402
 from nearsight.electrons import EDProvider  # noqa: E402
+from nearsight.io import atomic_path, check_writable  # noqa: E402
 from nearsight.ml.cards import load_card  # noqa: E402
 from nearsight.ml.provider import MLProvider  # noqa: E402
 from nearsight.states import make_state  # noqa: E402
@@ -49,8 +50,11 @@ def series(provider, s0, a, lat, seed):
 
 def ed_series(path, settings, compute):
     """The ED ensemble's (t, nn, |chi|): from the cache file ``path`` if it holds these ``settings``, else computed
-    and written there (atomically: a temporary file renamed into place)."""
+    and written there (atomically, with nearsight.io.atomic_path)."""
     key = json.dumps(settings, sort_keys=True)
+    if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        check_writable(path)      # before the ED runs, not after them
     if path and os.path.exists(path):
         try:
             with np.load(path) as f:
@@ -62,10 +66,8 @@ def ed_series(path, settings, compute):
             print(f"{path} is not a readable ED cache ({type(exc).__name__}); recomputing and replacing it")
     t, nn, chi = compute()
     if path:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, settings=key, t=t, nn=nn, chi=chi)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, settings=key, t=t, nn=nn, chi=chi)
         print(f"ED ensemble written to {path}")
     return t, nn, chi
 
@@ -107,7 +109,7 @@ def main():
         s0 = make_state("random", lat, seed=a.seed if a.paired else seed, batch=a.replicas)
         if name == "ED":             # its starts and noise depend on a.seed only, paired or not
             settings = {"physics": model.to_dict(), "lattice": [lat.kind, lat.L1, lat.L2], "seed": a.seed,
-                        **{k: getattr(a, k) for k in ("replicas", "steps", "every", "dt", "alpha", "bath_kT")}}
+                        **{opt: getattr(a, opt) for opt in ("replicas", "steps", "every", "dt", "alpha", "bath_kT")}}
             out[name] = ed_series(a.ed_cache, settings,
                                   lambda: series(EDProvider(lat, model), s0, a, lat, seed))  # noqa: B023
         else:
