@@ -4,7 +4,11 @@ Grand canonical at ``mu, kT``: ``Omega = -kT sum_n ln(1 + exp(-(eps_n - mu)/kT))
 ``Omega = sum_{eps_n < mu} (eps_n - mu)``.
 Canonical at filling ``n`` (``N_e = round(n * 2N)``): ``mu`` solves ``sum_n f(eps_n) = N_e`` and the energy is
 ``F = Omega(mu) + mu N_e``; at ``kT = 0`` it is the sum of the lowest ``N_e`` levels.
-All functions act on the last axis and broadcast over leading (batch) axes.
+The electron count is ``N(mu) = sum_n f(eps_n - mu) = -dOmega/dmu``; at fixed ``N_e`` the canonical free energy's
+gradient in any parameter of ``H`` equals the grand potential's at the ``mu*`` where ``N(mu*) = N_e``, because
+``dF/dmu = dOmega/dmu + N_e = 0`` there: canonical fields are grand-canonical fields at ``mu*``.
+All functions act on the last axis and broadcast over leading (batch) axes; ``mu`` is a number or a tensor of the
+leading shape (one chemical potential per configuration).
 """
 from __future__ import annotations
 
@@ -29,6 +33,11 @@ def grand_potential(eps: torch.Tensor, mu, kT: float) -> torch.Tensor:
     if kT == 0:
         return torch.clamp(eps - mu, max=0.0).sum(-1)
     return (-kT * F.softplus(-(eps - mu) / kT)).sum(-1)
+
+
+def electron_count(eps: torch.Tensor, mu, kT: float) -> torch.Tensor:
+    """``N(mu) = sum_n f(eps_n; mu, kT)`` over the last axis (``= -dOmega/dmu``)."""
+    return fermi(eps, mu, kT).sum(-1)
 
 
 def solve_mu(eps: torch.Tensor, n_electrons: int, kT: float, tol: float = 1e-13, max_iter: int = 200
@@ -57,6 +66,8 @@ def occupations_and_energy(eps: torch.Tensor, *, kT: float, mu: float | None = N
                            n_electrons: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Occupations ``f [..., M]``, electronic energy ``[...]`` and chemical potential ``[...]``.
 
+    ``mu`` is a number or a tensor of the leading shape ``[...]`` (a chemical potential per configuration).
+
     Energy is ``Omega(mu)`` (grand canonical) or ``F = Omega(mu) + mu N_e`` (canonical). In both cases
     ``dE/dlambda = sum_n f_n d eps_n / dlambda`` (Hellmann-Feynman), which is what field providers use.
     At canonical ``kT = 0`` the lowest ``N_e`` levels are filled (eigenvalues must be sorted ascending).
@@ -64,7 +75,7 @@ def occupations_and_energy(eps: torch.Tensor, *, kT: float, mu: float | None = N
     if (mu is None) == (n_electrons is None):
         raise ValueError("give exactly one of mu or n_electrons")
     if mu is not None:
-        mu_t = torch.full(eps.shape[:-1], float(mu), dtype=eps.dtype, device=eps.device)
+        mu_t = torch.as_tensor(mu, dtype=eps.dtype, device=eps.device).expand(eps.shape[:-1]).clone()
         return fermi(eps, mu_t, kT), grand_potential(eps, mu_t, kT), mu_t
     mu_t = solve_mu(eps, n_electrons, kT)
     if kT == 0:

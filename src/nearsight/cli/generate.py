@@ -10,7 +10,7 @@ from .common import add_physics_args, add_solver_args, build_provider, load_conf
 
 DEFAULTS = {"kTs": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 20, "skip": 0, "dt": 0.05,
             "alpha": 0.5, "scheme": "heun", "seed": 0, "initial": "random", "noise": 0.0, "out": "dataset.h5",
-            "driver": None, "source": None}
+            "driver": None, "source": None, "mu_window": None}
 
 
 def add_parser(sub):
@@ -35,6 +35,8 @@ def add_parser(sub):
                    help="ML model (name or .pt) that integrates the quenches; the solver labels only the kept frames")
     g.add_argument("--source", default=None,
                    help="relabel the configurations of this dataset instead of running quenches")
+    g.add_argument("--mu-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="label each frame grand-canonically at its own mu drawn (seeded) from [LO, HI]")
     p.set_defaults(func=run)
 
 
@@ -45,7 +47,8 @@ def run(args) -> int:
     if cfg["source"] is not None:
         if cfg["driver"] is not None:
             raise NearsightError("give either source (relabel a dataset) or driver (run quenches), not both")
-        print(f"dataset -> {relabel_dataset(provider, cfg['source'], cfg['out'])}")
+        out = relabel_dataset(provider, cfg["source"], cfg["out"], mu_window=cfg["mu_window"], seed=cfg["seed"])
+        print(f"dataset -> {out}")
         return 0
     driver = None
     if cfg["driver"] is not None:
@@ -56,6 +59,6 @@ def run(args) -> int:
     out = generate_dataset(provider, cfg["out"], kTs=kTs, replicas=cfg["replicas"], steps=cfg["steps"],
                            every=cfg["every"], skip=cfg["skip"], dt=cfg["dt"], alpha=cfg["alpha"],
                            scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"],
-                           driver=driver)
+                           driver=driver, mu_window=cfg["mu_window"])
     print(f"dataset -> {out}")
     return 0

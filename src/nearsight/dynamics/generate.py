@@ -13,6 +13,19 @@ configurations comes from the driver (recorded in the dataset's ``driver`` attri
 
 :func:`relabel_dataset` keeps a dataset's configurations and replaces its labels by another provider's (another
 electronic temperature, ensemble or solver).
+
+Besides ``energy`` and ``fields`` a dataset stores, per frame, the label extras the provider gives (ED gives all
+three, float64): ``mu [F]`` (the chemical potential of the labels; the solved ``mu*`` in canonical mode),
+``n_electrons [F]`` (``N = -dOmega/dmu``) and ``site_density [F, N]`` (``n_i``, summing to ``N``).
+
+**Labels over a window of mu** (``mu_window=(lo, hi)``, issue 22): every kept frame is labelled grand-canonically
+(energy ``Omega(mu)`` plus Zeeman, fields at fixed ``mu``) at its own ``mu``, drawn uniformly from the window by
+:func:`window_mu` — for block ``b`` (one bath temperature; a relabel is block 0) with ``F_b`` frames in stored
+order, ``mu = lo + (hi - lo) * numpy.random.default_rng([mu_window_seed, b]).random(F_b)``. The quenches
+themselves run in the provider's (or driver's) own ensemble, e.g. canonical at the target filling, so the frames
+are the ones canonical dynamics meets. Such a dataset records ``mu_window`` and ``mu_window_seed``, has the
+attributes ``mu`` and ``filling`` unset (the labels have no single ensemble: read the per-frame ``mu``), and keeps
+the ensemble of the quenches as ``dynamics_mu`` / ``dynamics_filling`` (when the labelling provider drove them).
 """
 from __future__ import annotations
 
@@ -31,12 +44,56 @@ from ..states import make_state
 from .run import run_llg
 
 
+#: per-frame label extras stored next to energy and fields when the provider returns them
+LABEL_EXTRAS = ("mu", "n_electrons", "site_density")
+
+
+def parse_mu_window(value) -> tuple[float, float] | None:
+    """``(lo, hi)`` from ``[lo, hi]`` or ``"lo,hi"`` (None stays None); a clear error unless finite with lo < hi."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in (value.split(",") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        raise NearsightError(f"mu_window must be two numbers LO,HI (e.g. mu_window: [-5.2, -3.4]), got "
+                             f"{value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise NearsightError(f"mu_window must be finite with LO < HI, got {value!r}; give e.g. [-5.2, -3.4]")
+    return lo, hi
+
+
+def window_mu(window: tuple[float, float], seed: int, block: int, n: int) -> np.ndarray:
+    """The per-frame chemical potentials of block ``block`` (``n`` frames) drawn uniformly from ``window``."""
+    lo, hi = window
+    return lo + (hi - lo) * np.random.default_rng([int(seed), int(block)]).random(n)
+
+
+def _check_window(provider: FieldProvider, window) -> tuple[float, float] | None:
+    window = parse_mu_window(window)
+    if window is not None and not callable(getattr(provider, "at_mu", None)):
+        raise NearsightError(f"mu_window needs labels at a given mu per frame, which the {provider.name!r} provider "
+                             f"does not evaluate; label with solver ed")
+    return window
+
+
+def _window_attrs(window, seed: int, ensemble: dict | None) -> dict:
+    """Attributes of a dataset labelled over a mu window (module docstring); ``ensemble``: the quench ensemble."""
+    if window is None:
+        return {}
+    out = {"mu_window": list(window), "mu_window_seed": int(seed), "mu": None, "filling": None}
+    if ensemble is not None:
+        out.update(dynamics_mu=ensemble.get("mu"), dynamics_filling=ensemble.get("filling"))
+    return out
+
+
 def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, steps: int, every: int,
                      skip: int = 0, dt: float = 0.05, alpha: float = 0.5, scheme: str = "heun", seed: int = 0,
                      initial: str = "random", noise: float = 0.0, driver: FieldProvider | None = None,
-                     label_batch: int = 16, progress: bool = True) -> str:
+                     mu_window=None, label_batch: int = 16, progress: bool = True) -> str:
     """Write the dataset ``out`` (see the module docstring) and return its path. ``driver``: a provider that
-    integrates the quenches in place of ``provider`` (same lattice), whose kept frames ``provider`` labels."""
+    integrates the quenches in place of ``provider`` (same lattice), whose kept frames ``provider`` labels.
+    ``mu_window``: ``(lo, hi)`` — label every frame at its own ``mu`` from the window (seeded by ``seed``)."""
+    window = _check_window(provider, mu_window)
     kTs = [float(k) for k in kTs]
     initial = str(initial)
     if not kTs or min(kTs) < 0:
@@ -55,6 +112,7 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
     if driver is not None:
         settings.update({f"driver_{k}": v for k, v in driver.describe().items()
                          if v is not None and k not in ("lattice", "L1", "L2")})
+    settings.update(_window_attrs(window, seed, None if driver is not None else provider.describe()))
     for b, kT in enumerate(kTs):
         part = os.path.join(parts, f"block{b:03d}.h5")
         if os.path.exists(part):  # finished before an interruption: reuse only if made with these settings
@@ -65,61 +123,80 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
             continue
         s0 = make_state(initial, lat, seed=seed * 1000 + b, noise=noise, batch=replicas)
         frames = []
+        own_labels = driver is None and window is None
 
         def keep(step, t, spins, res, _f=frames):
             if step >= skip:
-                labels = () if driver is not None else (res.fields.detach().cpu().numpy(),
-                                                        res.energy.detach().cpu().numpy())
+                labels = () if not own_labels else (res.fields.detach().cpu().numpy(),
+                                                    res.energy.detach().cpu().numpy(), _extras_np(res))
                 _f.append((t, spins.cpu().numpy(), *labels))
 
         run_llg(driver or provider, s0, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                 seed=seed * 1000 + b, every=every, observers=[keep], progress=progress)
         t = np.array([f[0] for f in frames])
         sp = np.stack([f[1] for f in frames], 1)  # [B, F, N, 3]
-        if driver is None:
-            fi, en = (np.stack([f[k] for f in frames], 1) for k in (2, 3))
+        if own_labels:
+            fi, en = (np.stack([f[k] for f in frames], 1).reshape(-1, *f_shape)
+                      for k, f_shape in ((2, (lat.N, 3)), (3, ())))
+            ex = {k: np.stack([f[4][k] for f in frames], 1).reshape(len(fi), *frames[0][4][k].shape[1:])
+                  for k in frames[0][4]}
         else:
-            fi, en = _label(provider, sp.reshape(-1, lat.N, 3), label_batch, progress)
-            fi, en = fi.reshape(sp.shape), en.reshape(sp.shape[:2])
+            mu = None if window is None else window_mu(window, seed, b, sp.shape[0] * sp.shape[1])
+            fi, en, ex = _label(provider, sp.reshape(-1, lat.N, 3), label_batch, progress, mu)
         traj = np.repeat(np.arange(replicas) + b * replicas, len(frames))
-        write_dataset(part, sp.reshape(-1, lat.N, 3), fi.reshape(-1, lat.N, 3), en.reshape(-1), trajectory=traj,
-                      time=np.tile(t, replicas), kT_llg=np.full(traj.shape, kT), attrs={**settings, "kT_block": kT})
+        write_dataset(part, sp.reshape(-1, lat.N, 3), fi, en, trajectory=traj, time=np.tile(t, replicas),
+                      kT_llg=np.full(traj.shape, kT), attrs={**settings, "kT_block": kT}, extra=ex)
     arrays = [read_dataset(os.path.join(parts, f"block{b:03d}.h5"))[0] for b in range(len(kTs))]
     cat = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
     attrs = {**settings, "generator": "llg-quench", "kTs": kTs}
     write_dataset(out, cat["spins"], cat["fields"], cat["energy"], trajectory=cat["trajectory"], time=cat["time"],
-                  kT_llg=cat["kT_llg"], attrs=attrs)
+                  kT_llg=cat["kT_llg"], attrs=attrs, extra={k: cat[k] for k in LABEL_EXTRAS if k in cat})
     shutil.rmtree(parts)
     return out
 
 
-def relabel_dataset(provider: FieldProvider, source: str, out: str, *, label_batch: int = 16,
-                    progress: bool = True) -> str:
+def relabel_dataset(provider: FieldProvider, source: str, out: str, *, mu_window=None, seed: int = 0,
+                    label_batch: int = 16, progress: bool = True) -> str:
     """Write ``out``: the configurations of the dataset ``source`` with ``provider``'s exact labels. The sampling
     record (trajectory ids, times, bath temperatures, generator settings) is kept; the physics attributes are
-    the provider's, and ``source`` names where the configurations came from."""
+    the provider's, and ``source`` names where the configurations came from (its ensemble as ``source_mu`` /
+    ``source_filling``). With ``mu_window`` every frame is labelled at its own ``mu`` (module docstring; block 0,
+    seeded by ``seed``) and the provider's own ``mu`` / filling are not used."""
+    window = _check_window(provider, mu_window)
     check_writable(out)
     arrays, attrs = read_dataset(source)
     lat = provider.lattice
     if (attrs.get("lattice"), attrs.get("L1"), attrs.get("L2")) != (lat.kind, lat.L1, lat.L2):
         raise NearsightError(f"{source!r} holds {attrs.get('lattice')} {attrs.get('L1')}x{attrs.get('L2')} "
                              f"configurations but the labels are asked for {lat!r}; give the source's lattice and size")
-    fields, energy = _label(provider, arrays["spins"], label_batch, progress)
-    physics = {"provider", "kind", *(f.name for f in dataclasses.fields(SDModel))}   # replaced by the new labels'
+    mu = None if window is None else window_mu(window, seed, 0, len(arrays["spins"]))
+    fields, energy, extras = _label(provider, arrays["spins"], label_batch, progress, mu)
+    # replaced by the new labels'
+    physics = {"provider", "kind", "mu_window", "mu_window_seed", *(f.name for f in dataclasses.fields(SDModel))}
     kept = {k: v for k, v in attrs.items() if k not in physics}
     write_dataset(out, arrays["spins"], fields, energy, trajectory=arrays["trajectory"], time=arrays.get("time"),
-                  kT_llg=arrays.get("kT_llg"), attrs={**kept, **provider.describe(), "source": source,
-                                                      "source_provider": attrs.get("provider"),
-                                                      "source_kT": attrs.get("kT")})
+                  kT_llg=arrays.get("kT_llg"), extra=extras,
+                  attrs={**kept, **provider.describe(), "source": source, "source_provider": attrs.get("provider"),
+                         "source_kT": attrs.get("kT"), "source_mu": attrs.get("mu"),
+                         "source_filling": attrs.get("filling"), **_window_attrs(window, seed, None)})
     return out
 
 
-def _label(provider: FieldProvider, spins: np.ndarray, batch: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Exact fields and energies of ``spins [F, N, 3]``, ``batch`` frames per call."""
-    fields, energy = [], []
+def _extras_np(res) -> dict:
+    """The label extras of a result (:data:`LABEL_EXTRAS` it has) as float64 numpy arrays."""
+    return {k: res.extras[k].detach().cpu().numpy().astype(np.float64) for k in LABEL_EXTRAS if k in res.extras}
+
+
+def _label(provider: FieldProvider, spins: np.ndarray, batch: int, progress: bool, mu: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Exact fields, energies and label extras of ``spins [F, N, 3]``, ``batch`` frames per call; with ``mu [F]``
+    each frame grand-canonically at its own chemical potential (``provider.at_mu``)."""
+    fields, energy, extras = [], [], []
     for i in tqdm(range(0, len(spins), batch), desc=f"labels ({provider.name})", unit="batch", disable=not progress,
                   leave=False):
-        r = provider(spins[i:i + batch])
+        r = provider(spins[i:i + batch]) if mu is None else provider.at_mu(spins[i:i + batch], mu[i:i + batch])
         fields.append(r.fields.detach().cpu().numpy())
         energy.append(r.energy.detach().cpu().numpy())
-    return np.concatenate(fields).astype(np.float64), np.concatenate(energy).astype(np.float64)
+        extras.append(_extras_np(r))
+    ex = {k: np.concatenate([e[k] for e in extras]) for k in extras[0]} if extras else {}
+    return np.concatenate(fields).astype(np.float64), np.concatenate(energy).astype(np.float64), ex

@@ -6,15 +6,24 @@ occupations ``f_n`` (see :mod:`nearsight.ensemble`) the on-site density matrix i
 
     h_i = -dE/dS_i = J <c+_i sigma c_i> + B,   <c+_i sigma^a c_i> = sum_ss' sigma^a_ss' rho_i[s, s'].
 
+Every evaluation also returns, in ``FieldResult.extras`` (float64): the chemical potential ``mu [B]`` (the given one,
+or in canonical mode the solved ``mu*`` with ``N(mu*) = N_e``), the electron count
+``n_electrons [B] = sum_n f(eps_n - mu) = -dOmega/dmu`` and the local densities
+``site_density [B, N] = n_i = sum_s <c+_is c_is>`` (``sum_i n_i = N``). :meth:`EDProvider.at_mu` evaluates
+grand-canonically at a chemical potential per configuration, whatever the model's ensemble (labels over a window
+of ``mu``; the canonical field is the grand-canonical one at ``mu*``).
+
 Cost O(N^3) per configuration; everything is array operations (no loop over sites or states).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
 from ..ensemble import occupations_and_energy
-from ..errors import NearsightError
+from ..errors import NearsightError, as_spins
 from ..hamiltonian import PAULI, SDModel, dense_hamiltonian, hopping_matrix, zeeman_energy
 from ..lattice import Lattice
 from .base import FieldProvider, FieldResult
@@ -25,8 +34,8 @@ MAX_ED_SITES = 4096
 class EDProvider(FieldProvider):
     """Exact-diagonalization field provider for the s-d model on a periodic lattice.
 
-    ``observables=True`` adds the local charge ``n_i``, spin density ``m_i``, eigenvalues and ``mu`` to
-    ``FieldResult.extras``.
+    ``FieldResult.extras`` always holds ``mu``, ``n_electrons`` and ``site_density`` (module docstring);
+    ``observables=True`` adds the spin density ``m_i``, the eigenvalues and ``charge`` (the same ``n_i``).
     """
 
     name = "ed"
@@ -53,9 +62,28 @@ class EDProvider(FieldProvider):
         return torch.linalg.eigh(H)
 
     def _compute(self, spins: torch.Tensor) -> FieldResult:
+        return self._evaluate(spins, None)
+
+    def at_mu(self, spins, mu) -> FieldResult:
+        """Grand-canonical energy ``Omega(mu)`` (plus Zeeman), fields and extras at ``mu`` — a number or one value
+        per configuration ``[B]`` — whatever the model's own ensemble (``kT`` and the rest are the model's)."""
+        s, batched = as_spins(spins, self.lattice.N, device=self.device)
+        mu_t = torch.as_tensor(np.asarray(mu, dtype=np.float64), device=self.device)
+        if mu_t.dim() > 1 or (mu_t.dim() == 1 and mu_t.shape[0] != s.shape[0]):
+            raise NearsightError(f"mu must be one number or one per configuration ({s.shape[0]}), got shape "
+                                 f"{tuple(mu_t.shape)}")
+        if not all(math.isfinite(float(x)) for x in mu_t.reshape(-1)):
+            raise NearsightError(f"mu must be finite, got {mu!r}")
+        res = self._evaluate(s, mu_t.expand(s.shape[0]))
+        return res if batched else res.unbatch()
+
+    def _evaluate(self, spins: torch.Tensor, mu: torch.Tensor | None) -> FieldResult:
         m = self.model
         eps, V = self.diagonalize(spins)
-        f, e_el, mu = occupations_and_energy(eps, kT=m.kT, mu=m.mu, n_electrons=self.n_electrons)
+        if mu is None:
+            f, e_el, mu = occupations_and_energy(eps, kT=m.kT, mu=m.mu, n_electrons=self.n_electrons)
+        else:
+            f, e_el, mu = occupations_and_energy(eps, kT=m.kT, mu=mu)
         B, N = spins.shape[:2]
         W = V.view(B, N, 2, 2 * N)
         rho = torch.einsum("bisn,bitn->bist", W.conj(), W * f.to(W.dtype)[:, None, None, :])
@@ -63,15 +91,14 @@ class EDProvider(FieldProvider):
         Bv = torch.tensor(m.B, dtype=torch.float64, device=spins.device)
         fields = m.J * mag + Bv
         energy = e_el + zeeman_energy(m, spins)
-        extras = {"mu": mu}
+        density = torch.diagonal(rho, dim1=-2, dim2=-1).sum(-1).real
+        extras = {"mu": mu, "n_electrons": f.sum(-1), "site_density": density}
         if self.observables:
-            extras.update(charge=torch.diagonal(rho, dim1=-2, dim2=-1).sum(-1).real, spin_density=mag,
-                          eigenvalues=eps)
+            extras.update(charge=density, spin_density=mag, eigenvalues=eps)
         return FieldResult(energy, fields, extras)
 
     def dos(self, spins, energies: np.ndarray, broadening: float = 0.05) -> np.ndarray:
         """Density of states per site (Lorentzian broadening) averaged over the given configurations."""
-        from ..errors import as_spins
         s, _ = as_spins(spins, self.lattice.N, device=self.device)
         eps = torch.linalg.eigvalsh(dense_hamiltonian(self.lattice, self.model, s, self._T)).cpu().numpy()
         w = np.asarray(energies, dtype=np.float64)
