@@ -71,9 +71,13 @@ def test_summary_keeps_validation_sizes_and_files_apart(data, tmp_path):
     assert s["datasets"] == ["a.h5", "b.h5"] and s["val_datasets"] == ["big.h5"]
 
 
-def test_explicit_validation_files(data):
+def test_explicit_validation_files_are_external(data):
+    """val_datasets are the external held-out set; the internal validation split still comes from datasets."""
     td = load_training_data(data[:1], val_datasets=data[1:])
-    assert sum(len(fs) for fs in td.train) == 88 and sum(len(fs) for fs in td.val) == 22
+    assert sum(len(fs) for fs in td.external) == 22
+    assert sum(len(fs) for fs in td.train) + sum(len(fs) for fs in td.val) == 88
+    ext = {int(t) for fs in td.external for t in fs.trajectory}
+    assert ext.isdisjoint({int(t) for fs in td.train + td.val for t in fs.trajectory})
 
 
 # ----------------------------------------------------------------------------------------------- loss
@@ -105,7 +109,7 @@ def _read_metrics(path):
 
 def test_train_end_to_end_beats_the_zero_field_predictor(data, tmp_path):
     cfg_path = tmp_path / "train.yaml"
-    cfg_path.write_text(yaml.safe_dump(base_config(data, tmp_path / "run")))
+    cfg_path.write_text(yaml.safe_dump(base_config(data, tmp_path / "run", split_time=1.0)))
     from nearsight.cli import train as train_cmd
     p = argparse.ArgumentParser()
     train_cmd.add_parser(p.add_subparsers(dest="command"))
@@ -129,7 +133,11 @@ def test_train_end_to_end_beats_the_zero_field_predictor(data, tmp_path):
     held = card["held_out"]
     assert held["transverse_rms_ratio"] < E2E_MAX_RATIO
     assert held["transverse_rms_ratio"] == pytest.approx(report["held_out_transverse_rms_ratio"])
-    assert {"early_transverse_rms_ratio", "late_transverse_rms_ratio", "energy_rmse_per_site"} <= set(held)
+    assert {"disordered", "ordered", "energy_rmse_per_site", "internal"} <= set(held) and held["set"] == "internal"
+    d, o = held["disordered"]["transverse_rms_ratio"], held["ordered"]["transverse_rms_ratio"]
+    # the pooled squared ratio is a mean of the kinds' squared ratios weighted by their reference norms
+    assert min(d, o) - 1e-12 <= held["transverse_rms_ratio"] <= max(d, o) + 1e-12
+    assert held["disordered"]["n_frames"] + held["ordered"]["n_frames"] == held["n_frames"]
     assert card["kT"] == 0.01 and card["filling"] == 0.485 and card["J"] == 6.0 and card["lattice"] == "square"
     assert card["training_data"]["n_frames"] == 110 and card["training_data"]["provider"] == "ed"
     assert card["cutoff"] >= CUTOFF - 1e-9 and card["n_features"] == model.head.n_features

@@ -2,7 +2,11 @@
 
 Frames of one quench are strongly correlated, so held-out frames must come from trajectories never trained on:
 the split assigns whole trajectories (``/trajectory`` ids, made unique across files) to the training or the
-validation set. Files may have different lattice sizes (a model is size-independent); each size is kept as its own
+internal validation set (``val_fraction``; model selection and early stopping use it). Files given as
+``val_datasets`` form the *external* held-out set: reported, never used for any decision (else they would not be
+held out). ``train_fraction`` keeps a nested subset of the training trajectories (a fixed permutation drawn with
+``subset_seed``, so the 1/8 subset lies inside the 1/4 one, and the internal validation set is the same for all
+fractions): the learning curves of :mod:`.curves`. Files may have different lattice sizes (a model is size-independent); each size is kept as its own
 :class:`FrameSet` so frames batch as dense ``[B, N, 3]`` tensors.
 """
 from __future__ import annotations
@@ -34,6 +38,12 @@ class FrameSet:
     trajectory: np.ndarray
     time: np.ndarray
     source: str = ""
+    #: per frame: the trajectory started from an ordered state (file attribute ``initial`` not 'random')
+    ordered_start: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.ordered_start is None:
+            self.ordered_start = np.zeros(len(self.time), bool)
 
     def __len__(self) -> int:
         return int(self.spins.shape[0])
@@ -41,7 +51,7 @@ class FrameSet:
     def subset(self, mask: np.ndarray) -> "FrameSet":
         m = torch.as_tensor(np.asarray(mask, bool))
         return FrameSet(self.lattice, self.spins[m], self.fields[m], self.energy[m], self.trajectory[mask],
-                        self.time[mask], self.source)
+                        self.time[mask], self.source, self.ordered_start[mask])
 
 
 @dataclass
@@ -49,18 +59,22 @@ class TrainingData:
     physics: dict
     provider: str
     train: list = field(default_factory=list)
-    val: list = field(default_factory=list)
+    val: list = field(default_factory=list)          # internal validation (held-out trajectories): selection
+    external: list = field(default_factory=list)     # val_datasets: reported only
 
     def summary(self) -> dict:
-        every = self.train + self.val
+        every = self.train + self.val + self.external
         sizes = lambda sets: [list(s) for s in sorted({(fs.lattice.L1, fs.lattice.L2) for fs in sets})]  # noqa: E731
         n_traj = lambda sets: len({int(t) for fs in sets for t in fs.trajectory})  # noqa: E731
         files = lambda sets: sorted({os.path.basename(p) for fs in sets for p in fs.source.split(",") if p})  # noqa: E731
-        return {"provider": self.provider, "lattice_sizes": sizes(self.train), "val_lattice_sizes": sizes(self.val),
+        held = self.external or self.val
+        return {"provider": self.provider, "lattice_sizes": sizes(self.train), "val_lattice_sizes": sizes(held),
                 "n_frames": sum(len(fs) for fs in every), "n_train_frames": sum(len(fs) for fs in self.train),
                 "n_val_frames": sum(len(fs) for fs in self.val), "n_trajectories": n_traj(every),
                 "n_train_trajectories": n_traj(self.train), "n_val_trajectories": n_traj(self.val),
-                "datasets": files(self.train), "val_datasets": files(self.val)}
+                "n_external_frames": sum(len(fs) for fs in self.external),
+                "n_external_trajectories": n_traj(self.external),
+                "datasets": files(self.train + self.val), "val_datasets": files(held)}
 
 
 def _physics(attrs: dict, path: str) -> dict:
@@ -120,8 +134,9 @@ def load_frames(path: str) -> tuple[FrameSet, dict, str]:
         raise NearsightError(f"dataset {path!r}: spins are not unit vectors (max | |S|-1 | = {dev:.2g})")
     traj = np.asarray(arrays.get("trajectory", np.zeros(F)), np.int64).reshape(F)
     time = np.asarray(arrays.get("time", np.zeros(F)), np.float64).reshape(F)
+    ordered = np.full(F, attrs.get("initial") not in (None, "random"))
     fs = FrameSet(lattice, torch.from_numpy(s.astype(np.float64)), torch.from_numpy(h.astype(np.float64)),
-                  torch.from_numpy(e.astype(np.float64)), traj, time, path)
+                  torch.from_numpy(e.astype(np.float64)), traj, time, path, ordered)
     return fs, phys, str(attrs.get("provider") or "unknown")
 
 
@@ -147,32 +162,40 @@ def _load_all(paths: list[str], offset: int = 0):
 
 
 def load_training_data(datasets: list[str], *, val_datasets: list[str] | None = None, val_fraction: float = 0.2,
-                       seed: int = 0) -> TrainingData:
-    """Read the datasets and split them by trajectory (or use ``val_datasets`` as the held-out set)."""
+                       seed: int = 0, train_fraction: float = 1.0, subset_seed: int = 0) -> TrainingData:
+    """Read the datasets, hold out ``val_fraction`` of their trajectories (internal validation), keep
+    ``train_fraction`` of the rest (nested subsets), and read ``val_datasets`` as the external held-out set."""
     if not datasets:
         raise NearsightError("the config lists no datasets: give 'datasets: [file.h5, ...]' made by "
                              "'nearsight generate'")
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise NearsightError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    if not 0.0 < float(train_fraction) <= 1.0:
+        raise NearsightError(f"train_fraction must lie in (0, 1], got {train_fraction!r}")
     train, phys, providers, offset = _load_all(list(datasets))
+    external = []
     if val_datasets:
-        val, vphys, vprov, _ = _load_all(list(val_datasets), offset)
+        external, vphys, vprov, _ = _load_all(list(val_datasets), offset)
         bad = _agree(phys, vphys)
         if bad:
             raise NearsightError(f"val_datasets were labelled with different physics than datasets ({', '.join(bad)})")
         providers |= vprov
-    else:
-        if not 0.0 < float(val_fraction) < 1.0:
-            raise NearsightError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
-        ids = np.unique(np.concatenate([fs.trajectory for fs in train]))
-        if len(ids) < 2:
-            raise NearsightError("the datasets hold a single trajectory, so no trajectory can be held out: "
-                                 "generate several trajectories (or give val_datasets)")
-        n_val = min(len(ids) - 1, max(1, int(round(val_fraction * len(ids)))))
-        held = np.random.default_rng(seed).permutation(ids)[:n_val]
-        val = [fs.subset(np.isin(fs.trajectory, held)) for fs in train]
-        train = [fs.subset(~np.isin(fs.trajectory, held)) for fs in train]
-        train, val = [fs for fs in train if len(fs)], [fs for fs in val if len(fs)]
+    ids = np.unique(np.concatenate([fs.trajectory for fs in train]))
+    if len(ids) < 2:
+        raise NearsightError("the datasets hold a single trajectory, so no trajectory can be held out for "
+                             "validation: generate several trajectories")
+    n_val = min(len(ids) - 1, max(1, int(round(val_fraction * len(ids)))))
+    held = np.random.default_rng(seed).permutation(ids)[:n_val]
+    val = [fs.subset(np.isin(fs.trajectory, held)) for fs in train]
+    train = [fs.subset(~np.isin(fs.trajectory, held)) for fs in train]
+    if train_fraction < 1.0:
+        rest = np.random.default_rng([subset_seed, 7919]).permutation(np.setdiff1d(ids, held))
+        keep = rest[:max(1, int(math.ceil(train_fraction * len(rest) - 1e-9)))]
+        train = [fs.subset(np.isin(fs.trajectory, keep)) for fs in train]
+    train, val = [fs for fs in train if len(fs)], [fs for fs in val if len(fs)]
     prov = "+".join(sorted(providers))
-    return TrainingData(physics=phys, provider=prov, train=_merge_sizes(train), val=_merge_sizes(val))
+    return TrainingData(physics=phys, provider=prov, train=_merge_sizes(train), val=_merge_sizes(val),
+                        external=_merge_sizes(external))
 
 
 def _merge_sizes(sets: list[FrameSet]) -> list[FrameSet]:
@@ -184,7 +207,8 @@ def _merge_sizes(sets: list[FrameSet]) -> list[FrameSet]:
     for lat, group in by.items():
         out.append(FrameSet(lat, torch.cat([g.spins for g in group]), torch.cat([g.fields for g in group]),
                             torch.cat([g.energy for g in group]), np.concatenate([g.trajectory for g in group]),
-                            np.concatenate([g.time for g in group]), ",".join(g.source for g in group)))
+                            np.concatenate([g.time for g in group]), ",".join(g.source for g in group),
+                            np.concatenate([g.ordered_start for g in group])))
     return out
 
 

@@ -1,9 +1,19 @@
-"""Loss and metrics. The target is the part of the field transverse to each spin — the part that drives LLG:
+"""Loss and metrics. The target is the part of the field transverse to each spin — the part that drives LLG.
 
-    loss = < |h_perp_pred - h_perp_ref|^2 >_sites  +  lambda(epoch) < ((E_pred - E_ref) / N)^2 >_frames
+The training loss (:func:`frame_loss`) is normalized per frame the way the figure of merit is:
 
-(fields in units of t, energies per site). ``lambda`` ramps linearly from ``start`` to ``end`` so the network first
-learns the forces, then pins the energy. The reported figure of merit everywhere is the transverse-field RMS ratio
+    L_field  = sum_b w_b r_b / sum_b w_b,   r_b = sum_i |h_perp_pred - h_perp_ref|^2 / max(sum_i |h_perp_ref|^2, floor_b)
+    L_energy = < ((E_pred - E_ref) / N)^2 >_frames / energy_scale^2
+    loss     = L_field + lambda(epoch) L_energy
+
+``r_b`` is the squared transverse ratio of frame ``b`` (the metric's per-frame form), so every frame counts by its
+relative error however large its fields; ``floor_b = loss_floor * N * <|h_perp_ref|^2>`` (the training set's mean
+per site) guards frames whose reference field nearly vanishes. ``w_b`` weights kinds of frames (config
+``weight_disordered``). ``energy_scale`` (per site, in t) makes the energy term dimensionless like the field term:
+by default the spread (std) of the training energies per site, so ``L_energy = 1`` is a model that knows only the
+mean. Both terms and the energy's share of the loss are logged per epoch. :func:`loss_terms` is the older,
+unnormalized per-site MSE (kept for reference and tests). ``lambda`` ramps linearly from ``start`` to ``end`` so the
+network first learns the forces, then pins the energy. The reported figure of merit everywhere is the transverse-field RMS ratio
 ``RMS(h_perp_ML - h_perp_ref) / RMS(h_perp_ref)``: 1 for a zero-field predictor, 0 for a perfect one.
 """
 from __future__ import annotations
@@ -31,6 +41,24 @@ def loss_terms(h_pred, h_ref, e_pred, e_ref, spins, lam: float) -> tuple[torch.T
     """``(total, field_mse, energy_mse)`` for one batch."""
     f = transverse_sq_error(h_pred, h_ref, spins).mean()
     e = energy_sq_error(e_pred, e_ref, spins.shape[-2]).mean()
+    return f + lam * e, f, e
+
+
+def frame_loss(h_pred, h_ref, e_pred, e_ref, spins, *, lam: float, floor_per_site: float, energy_scale: float,
+               weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(total, L_field, L_energy)`` of the per-frame normalized loss (module docstring) for one batch ``[B, N, 3]``.
+
+    ``floor_per_site`` is ``loss_floor * <|h_perp_ref|^2>_sites``; ``weights`` ``[B]`` (None: all 1)."""
+    n = spins.shape[-2]
+    err = transverse_sq_error(h_pred, h_ref, spins).sum(-1)                       # [B]
+    ref = transverse_norm_sq(h_ref, spins).sum(-1).clamp_min(float(floor_per_site) * n)
+    r = err / ref
+    if weights is None:
+        f = r.mean()
+    else:
+        w = weights.to(r.dtype)
+        f = (w * r).sum() / w.sum()
+    e = energy_sq_error(e_pred, e_ref, n).mean() / float(energy_scale) ** 2
     return f + lam * e, f, e
 
 

@@ -1,36 +1,55 @@
-"""Train a Behler–Parrinello model on ED/KPM labels: ``train(config) -> path of the model file``.
+"""Train a model on ED/KPM labels: ``train(config) -> path of the model file``.
 
 Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the working directory):
 
     datasets:        [a.h5, b.h5]   # required: files from 'nearsight generate' (same physics; sizes may differ)
-    val_datasets:    []             # optional held-out files; otherwise whole trajectories are held out:
-    val_fraction:    0.2            #   this fraction of the trajectories (at least one), chosen by seed
-    descriptor:      {cutoff: 4.0}  # cutoff and options of nearsight.descriptors.Descriptor ({}: its defaults)
-    hidden:          [32, 32]       # MLP hidden sizes
-    activation:      silu           # silu | tanh (smooth: continuous fields)
-    dtype:           float32        # float32 | float64: float32 fields differ from float64 by ~5e-7 relative
-                                    # (model errors are >= 1e-2), train to the same held-out error, and run
-                                    # 1.45-1.5x faster on CPU (measured, 24x24/48x48, cutoffs 4 and 6)
-    epochs:          50
+    val_fraction:    0.2            # internal validation: this fraction of their trajectories (>= 1), by seed;
+                                    #   model selection and early stopping use it
+    val_datasets:    []             # external held-out files (e.g. a lattice size never trained on): reported
+                                    #   per epoch and on the card, never used for any decision
+    external_every:  1              # evaluate them every this many epochs (0: only at the end)
+    train_fraction:  1.0            # keep this fraction of the training trajectories (nested subsets drawn with
+    subset_seed:     0              #   subset_seed: the learning curves of nearsight.training.curves)
+    family:          bp             # bp (descriptor + MLP) | mpnn (nearsight.ml.mpnn, settings under 'mpnn:')
+    descriptor:      {cutoff: 4.0}  # bp: options of nearsight.descriptors.Descriptor ({}: its defaults)
+    hidden:          [32, 32]       # bp: MLP hidden sizes
+    activation:      silu           # bp: silu | tanh (smooth: continuous fields)
+    mpnn:            {}             # mpnn: the config of build_mpnn
+    dtype:           float32        # float32 | float64 (float32: fields within ~5e-7 relative of float64, the same
+                                    #   held-out error, 1.45-1.5x faster on CPU)
+    epochs:          50             # at most this many epochs ...
+    patience:        null           # ... stopping after this many without a better internal-validation ratio
     batch_size:      8              # frames per step
-    lr:              0.003          # Adam learning rate ...
-    lr_schedule:     cosine         # ... cosine (to lr * lr_min_factor) | exponential (lr * lr_gamma^epoch) | constant
+    optimizer:       adamw          # adamw | adam
+    lr:              0.003
+    lr_schedule:     cosine         # cosine (after warmup_epochs, to lr * lr_min_factor) | plateau | exponential
+    warmup_epochs:   0              #   | constant  (nearsight.training.schedule)
     lr_min_factor:   0.05
-    lr_gamma:        0.95
+    lr_gamma:        0.95           # exponential
+    plateau_factor:  0.5            # plateau: ReduceLROnPlateau on the internal-validation ratio
+    plateau_patience: 5
     weight_decay:    0.0
+    grad_clip:       1.0            # max global gradient norm (null: no clipping); the mean norm is logged
+    ema:             0.999          # EMA decay of the weights used for evaluation, selection and saving (0: none)
+    loss_floor:      0.01           # per-frame loss denominator floor, relative to the mean |h_perp|^2 (loss.py)
+    weight_disordered: 1.0          # weight of disordered frames in the loss (kinds: nearsight.training.metrics)
+    split_time:      10.0           # quench frames with t < split_time are 'disordered'
+    energy_scale:    null           # per-site energy scale of the energy term (null: std of training energies)
     lambda_start:    0.0            # weight of the energy term, ramped linearly ...
     lambda_end:      0.1            # ... to lambda_end ...
     lambda_ramp_epochs: null        # ... over this many epochs (null: half of epochs)
+    cache_descriptors: auto         # bp: cache features and spin Jacobians (nearsight.training.cache) auto|true|false
+    cache_memory_gb: null           # auto's budget (null: half of the free GPU memory; auto never caches on CPU)
     seed:            0
-    out:             runs/model     # directory: checkpoint.pt, metrics.csv, learning_curve.png, parity.png, NAME.pt
+    out:             runs/model     # checkpoint.pt, metrics.csv, learning_curve.png, parity.png, NAME.pt, NAME.card.json
     name:            null           # model name (default: the out directory's name)
-    resume:          true           # continue from out/checkpoint.pt if present (same settings; epochs may
-                                    # grow, which stretches the lr and lambda schedules from there on)
-    progress:        true           # tqdm progress bar
-    device:          cpu
+    resume:          true           # continue from out/checkpoint.pt if present (same settings)
+    progress:        true
+    device:          cpu            # cpu | cuda | cuda:N
 
-Each epoch ends with an atomic checkpoint (weights, optimizer, history), so a killed run resumes where it
-stopped and reproduces the uninterrupted run (batch order is a function of seed and epoch).
+Each epoch ends with an atomic checkpoint holding everything (weights, EMA, optimizer, plateau scheduler, early
+stopping with the best weights, history); batch order is a function of seed and epoch, so a killed run resumes
+and reproduces the uninterrupted one. metrics.csv logs both loss terms and the energy's share of the loss.
 """
 from __future__ import annotations
 
@@ -51,24 +70,38 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import NearsightError
 from ..io import atomic_path
-from ..ml.cards import save_model
-from ..ml.network import DTYPES, SiteEnergyModel, SiteMLP, dtype_from_name, energy_and_fields
+from ..ml.network import DTYPES, dtype_from_name, energy_and_fields
+from . import cache as dcache
 from .data import TrainingData, batches, load_training_data
-from .loss import Accumulator, loss_terms, ramp
+from .families import FAMILIES, build_family
+from .loss import Accumulator, frame_loss, ramp
+from .metrics import KINDS, SPLIT_TIME, disordered_mask, evaluate
+from .plots import plot_learning_curve, plot_parity
+from .schedule import OPTIMIZERS, SCHEDULES, EarlyStopping, eval_module, lr_at, make_ema, make_optimizer, make_plateau
 
 DEFAULTS = {
-    "datasets": None, "val_datasets": [], "val_fraction": 0.2,
-    "descriptor": {"cutoff": 4.0}, "hidden": [32, 32], "activation": "silu", "dtype": "float32",
-    "epochs": 50, "batch_size": 8, "lr": 3e-3, "lr_schedule": "cosine", "lr_min_factor": 0.05, "lr_gamma": 0.95,
-    "weight_decay": 0.0, "lambda_start": 0.0, "lambda_end": 0.1, "lambda_ramp_epochs": None,
-    "seed": 0, "out": "runs/model", "name": None, "resume": True, "progress": True, "device": "cpu",
+    "datasets": None, "val_datasets": [], "val_fraction": 0.2, "external_every": 1, "train_fraction": 1.0,
+    "subset_seed": 0, "family": "bp", "descriptor": {"cutoff": 4.0}, "hidden": [32, 32], "activation": "silu",
+    "mpnn": {}, "dtype": "float32", "epochs": 50, "patience": None, "batch_size": 8, "optimizer": "adamw",
+    "lr": 3e-3, "lr_schedule": "cosine", "warmup_epochs": 0, "lr_min_factor": 0.05, "lr_gamma": 0.95,
+    "plateau_factor": 0.5, "plateau_patience": 5, "weight_decay": 0.0, "grad_clip": 1.0, "ema": 0.999,
+    "loss_floor": 0.01, "weight_disordered": 1.0, "split_time": SPLIT_TIME, "energy_scale": None,
+    "lambda_start": 0.0, "lambda_end": 0.1, "lambda_ramp_epochs": None, "cache_descriptors": "auto",
+    "cache_memory_gb": None, "seed": 0, "out": "runs/model", "name": None, "resume": True, "progress": True,
+    "device": "cpu",
 }
-#: keys that may change when a run is resumed
-RESUMABLE = ("epochs", "resume", "progress", "device", "out")
-SCHEDULES = ("cosine", "exponential", "constant")
+#: keys whose None is meaningful (not "use the default")
+NULLABLE = ("name", "lambda_ramp_epochs", "patience", "grad_clip", "energy_scale", "cache_memory_gb", "ema")
+#: keys that may change when a run is resumed (they do not change the optimization up to rounding)
+RESUMABLE = ("epochs", "patience", "resume", "progress", "device", "out", "cache_descriptors", "cache_memory_gb",
+             "external_every")
 CHECKPOINT = "checkpoint.pt"
-METRIC_COLUMNS = ("epoch", "lr", "lambda", "train_loss", "train_transverse_rms_ratio", "train_energy_rmse_per_site",
-                  "val_transverse_rms_ratio", "val_transverse_rmse", "val_energy_rmse_per_site", "seconds")
+_SETS = ("val", "ext")
+METRIC_COLUMNS = (("epoch", "lr", "lambda", "train_loss", "train_field_loss", "train_energy_loss", "energy_share",
+                   "grad_norm", "train_transverse_rms_ratio", "train_energy_rmse_per_site")
+                  + tuple(f"{p}_{k}transverse_rms_ratio" for p in _SETS for k in ("", "disordered_", "ordered_"))
+                  + ("val_transverse_rmse", "val_energy_rmse_per_site", "ext_energy_rmse_per_site", "best_epoch",
+                     "seconds"))
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -86,13 +119,32 @@ def load_config(path: str) -> dict:
     return cfg
 
 
+def _int(c, k, lo, nullable=False):
+    v = c[k]
+    if nullable and v is None:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise NearsightError(f"{k} must be an integer >= {lo}{' or null' if nullable else ''}, got {v!r}")
+
+
+def _float(c, k, lo=0.0, hi=math.inf, nullable=False, open_lo=False):
+    if nullable and c[k] is None:
+        return
+    try:
+        c[k] = float(c[k])
+    except (TypeError, ValueError):
+        raise NearsightError(f"{k} must be a number, got {c[k]!r}") from None
+    if not math.isfinite(c[k]) or c[k] < lo or c[k] > hi or (open_lo and c[k] == lo):
+        raise NearsightError(f"{k} must be finite and in {'(' if open_lo else '['}{lo:g}, {hi:g}], got {c[k]!r}")
+
+
 def check_config(config: dict) -> dict:
     """Defaults filled in and every value checked; unknown keys are an error (they are usually typos)."""
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
         raise NearsightError(f"unknown training config key(s) {', '.join(unknown)}; known keys: "
                              f"{', '.join(DEFAULTS)}")
-    c = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k in ("name", "lambda_ramp_epochs")}}
+    c = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k in NULLABLE}}
     for k in ("datasets", "val_datasets"):
         v = c[k]
         if isinstance(v, str):
@@ -102,22 +154,33 @@ def check_config(config: dict) -> dict:
         c[k] = [str(p) for p in v]
     if not c["datasets"]:
         raise NearsightError("the config lists no datasets: give 'datasets: [file.h5, ...]'")
-    if not isinstance(c["descriptor"], dict):
-        raise NearsightError(f"descriptor must be a mapping of options (cutoff, ...), got {c['descriptor']!r}")
-    for k in ("epochs", "batch_size", "seed"):
-        if not isinstance(c[k], int) or isinstance(c[k], bool) or c[k] < (0 if k != "batch_size" else 1):
-            raise NearsightError(f"{k} must be a non-negative integer (batch_size >= 1), got {c[k]!r}")
-    for k in ("lr", "lr_min_factor", "lr_gamma", "weight_decay", "lambda_start", "lambda_end", "val_fraction"):
-        try:
-            c[k] = float(c[k])
-        except (TypeError, ValueError):
-            raise NearsightError(f"{k} must be a number, got {c[k]!r}") from None
-        if not math.isfinite(c[k]) or c[k] < 0:
-            raise NearsightError(f"{k} must be finite and >= 0, got {c[k]!r}")
-    if c["lr"] <= 0:
-        raise NearsightError(f"lr must be > 0, got {c['lr']!r}")
+    for k in ("descriptor", "mpnn"):
+        if not isinstance(c[k], dict):
+            raise NearsightError(f"{k} must be a mapping of options, got {c[k]!r}")
+    for k, lo in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("subset_seed", 0), ("warmup_epochs", 0),
+                  ("plateau_patience", 0), ("external_every", 0)):
+        _int(c, k, lo)
+    _int(c, "patience", 1, nullable=True)
+    for k in ("lr_min_factor", "lr_gamma", "weight_decay", "lambda_start", "lambda_end", "loss_floor",
+              "weight_disordered", "split_time"):
+        _float(c, k)
+    _float(c, "lr", open_lo=True)
+    _float(c, "val_fraction", 0.0, 1.0, open_lo=True)
+    _float(c, "train_fraction", 0.0, 1.0, open_lo=True)
+    _float(c, "plateau_factor", 0.0, 1.0, open_lo=True)
+    _float(c, "ema", 0.0, 1.0, nullable=True)
+    if c["ema"] == 1.0:
+        raise NearsightError("ema must be < 1 (a decay of 1 never moves the averaged weights); use e.g. 0.999")
+    for k in ("grad_clip", "energy_scale", "cache_memory_gb"):
+        _float(c, k, nullable=True, open_lo=True)
     if c["lr_schedule"] not in SCHEDULES:
         raise NearsightError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {c['lr_schedule']!r}")
+    if c["optimizer"] not in OPTIMIZERS:
+        raise NearsightError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c['optimizer']!r}")
+    if c["family"] not in FAMILIES:
+        raise NearsightError(f"family must be one of {', '.join(FAMILIES)}, got {c['family']!r}")
+    if c["cache_descriptors"] not in ("auto", True, False, "true", "false"):
+        raise NearsightError(f"cache_descriptors must be auto, true or false, got {c['cache_descriptors']!r}")
     dtype_from_name(c["dtype"])
     if c["name"] is None:
         c["name"] = Path(c["out"]).name or "model"
@@ -129,79 +192,6 @@ def check_config(config: dict) -> dict:
 def lambda_at(c: dict, epoch: int) -> float:
     n = c["lambda_ramp_epochs"] if c["lambda_ramp_epochs"] is not None else c["epochs"] // 2
     return ramp(epoch, c["lambda_start"], c["lambda_end"], int(n))
-
-
-def lr_at(c: dict, epoch: int) -> float:
-    if c["lr_schedule"] == "constant":
-        return c["lr"]
-    if c["lr_schedule"] == "exponential":
-        return c["lr"] * c["lr_gamma"] ** epoch
-    x = epoch / max(1, c["epochs"] - 1)
-    lo = c["lr"] * c["lr_min_factor"]
-    return lo + 0.5 * (c["lr"] - lo) * (1 + math.cos(math.pi * min(1.0, x)))
-
-
-# ------------------------------------------------------------------------------------------------- setup
-def _descriptor(c: dict, lattice):
-    from ..descriptors import Descriptor
-    opts = dict(c["descriptor"])
-    cutoff = opts.pop("cutoff", None)  # None: the descriptor's default for the lattice
-    try:
-        return Descriptor(lattice, cutoff, **opts)
-    except TypeError as exc:
-        raise NearsightError(f"descriptor options {c['descriptor']!r} are not accepted: {exc}") from None
-
-
-def _models(c: dict, data: TrainingData, head: SiteMLP | None) -> dict:
-    """One SiteEnergyModel per lattice size, all sharing one head (the learned part)."""
-    dtype = DTYPES[c["dtype"]]
-    lattices = {fs.lattice for fs in data.train + data.val}
-    descs = {lat: _descriptor(c, lat).to(dtype) for lat in lattices}
-    widths = {int(d.n_features) for d in descs.values()}
-    if len(widths) != 1:
-        raise NearsightError(f"the descriptor gives different feature counts on different lattice sizes "
-                             f"({sorted(widths)}); train on one size or fix the descriptor")
-    if head is None:
-        torch.manual_seed(c["seed"])
-        head = SiteMLP(widths.pop(), c["hidden"], c["activation"]).to(dtype)
-    return {lat: SiteEnergyModel(d, head, lat).to(c["device"]) for lat, d in descs.items()}
-
-
-@torch.no_grad()
-def _normalize(head: SiteMLP, models: dict, data: TrainingData, device) -> None:
-    """Feature standardization, per-site energy reference and field scale from the training set only.
-
-    The statistics are taken from float64 features whatever the model dtype: a feature that vanishes
-    identically (some reference phases of small-cutoff descriptors do, by symmetry) then has a spread at
-    float64 roundoff and is recognized as constant. Measured in float32 its spread was float32 roundoff
-    (~1e-7), and dividing by it amplified that roundoff to O(10) network inputs: a float32 model's energy then
-    jumped by ~0.05 between neighbouring configurations and damped LLG was not monotone.
-    """
-    from ..electrons.base import transverse
-    feats, e_site, hp = [], [], []
-    for fs in data.train:
-        d = models[fs.lattice].descriptor
-        for part in torch.split(fs.spins, 64):
-            feats.append(d(part.to(device, torch.float64)).reshape(-1, head.n_features).cpu())
-        e_site.append(fs.energy / fs.lattice.N)
-        hp.append(transverse(fs.fields, fs.spins).pow(2).sum(-1).reshape(-1))
-    x = torch.cat(feats)
-    scale = float(torch.cat(hp).mean().sqrt())
-    head.set_normalization(x.mean(0), x.std(0), float(torch.cat(e_site).mean()), scale if scale > 0 else 1.0)
-
-
-def _evaluate(models: dict, sets: list, device, dtype, chunk: int = 32, keep: bool = False):
-    acc, kept = Accumulator(), []
-    for fs in sets:
-        m = models[fs.lattice]
-        for sl in torch.split(torch.arange(len(fs)), chunk):
-            s = fs.spins[sl].to(device, dtype)
-            e, h = energy_and_fields(m, s)
-            h64, e64 = h.double().cpu(), e.double().cpu()
-            acc.add(h64, fs.fields[sl], e64, fs.energy[sl], fs.spins[sl])
-            if keep:
-                kept.append((fs.spins[sl], fs.fields[sl], h64, fs.time[sl.numpy()]))
-    return (acc.result(), kept) if keep else acc.result()
 
 
 # --------------------------------------------------------------------------------------------- checkpoint
@@ -219,9 +209,10 @@ def _load_checkpoint(out: Path, c: dict) -> dict | None:
     except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
         raise NearsightError(f"checkpoint {str(path)!r} is corrupt ({type(exc).__name__}); delete it to start "
                              f"over, or set resume: false") from None
-    if not isinstance(ck, dict) or not {"epoch", "head", "optimizer", "config", "history", "val_ids"} <= set(ck):
-        raise NearsightError(f"checkpoint {str(path)!r} is incomplete or from another program; delete it or set "
-                             f"resume: false")
+    need = {"epoch", "learn", "ema", "optimizer", "plateau", "early_stopping", "config", "history", "val_ids"}
+    if not isinstance(ck, dict) or not need <= set(ck):
+        raise NearsightError(f"checkpoint {str(path)!r} is incomplete or from another program or version; delete "
+                             f"it or set resume: false")
     old = {k: v for k, v in ck["config"].items() if k not in RESUMABLE}
     new = {k: v for k, v in c.items() if k not in RESUMABLE}
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -239,7 +230,31 @@ def _write_metrics(out: Path, history: list) -> None:
             w.writerow({k: row.get(k) for k in METRIC_COLUMNS})
 
 
+def _row(prefix: str, res: dict | None) -> dict:
+    if res is None:
+        return {}
+    out = {f"{prefix}_transverse_rms_ratio": res["transverse_rms_ratio"],
+           f"{prefix}_energy_rmse_per_site": res["energy_rmse_per_site"]}
+    for k in KINDS:
+        out[f"{prefix}_{k}_transverse_rms_ratio"] = res[k]["transverse_rms_ratio"]
+    if prefix == "val":
+        out["val_transverse_rmse"] = res["transverse_rmse"]
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- training
+def _setup(c: dict):
+    data = load_training_data(c["datasets"], val_datasets=c["val_datasets"], val_fraction=c["val_fraction"],
+                              seed=c["seed"], train_fraction=c["train_fraction"], subset_seed=c["subset_seed"])
+    if not data.train or not data.val:
+        raise NearsightError("after the split there are no training or no validation frames; add trajectories")
+    if data.physics["kT"] == 0:
+        warnings.warn("the labels were computed at electronic kT = 0, where canonical fields carry a global part "
+                      "(design.md §1); a local model learns them poorly — label at a small kT such as 0.01",
+                      stacklevel=3)
+    return data, build_family(c, data)
+
+
 def train(config: dict, *, stop_after: int | None = None) -> str | None:
     """Train a model; returns the path of the model file ``OUT/NAME.pt`` (with its card).
 
@@ -249,109 +264,134 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     c = check_config(config)
     out = Path(c["out"])
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
-    # everything that can reject the input happens before anything is written
-    data = load_training_data(c["datasets"], val_datasets=c["val_datasets"], val_fraction=c["val_fraction"],
-                              seed=c["seed"])
-    if not data.train or not data.val:
-        raise NearsightError("after the split there are no training or no held-out frames; add trajectories")
-    if data.physics["kT"] == 0:
-        warnings.warn("the labels were computed at electronic kT = 0, where canonical fields carry a global part "
-                      "(design.md §1); a local model learns them poorly — label at a small kT such as 0.01",
-                      stacklevel=2)
-    models = _models(c, data, None)
+    data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     ck = _load_checkpoint(out, c)
+    use_cache = dcache.resolve(c, fam, data, dtype)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NearsightError(f"cannot create output directory {str(out)!r}: {exc.strerror}") from None
-    head = next(iter(models.values())).head
+    learn = fam.learn
+    models = fam.views(learn)
+    params = [p for p in learn.parameters() if p.requires_grad]
     val_ids = sorted({int(t) for fs in data.val for t in fs.trajectory})
-    opt = torch.optim.Adam(head.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
-    history, start = [], 0
+    opt = make_optimizer(c, params)
+    plateau = make_plateau(c, opt)
+    es = EarlyStopping(c["patience"])
+    history, start, stopped = [], 0, False
     if ck is not None:
         if ck["val_ids"] != val_ids:
-            raise NearsightError("the datasets changed since the checkpoint (different held-out trajectories); "
+            raise NearsightError("the datasets changed since the checkpoint (different validation trajectories); "
                                  "use another out directory or set resume: false")
-        head.load_state_dict(ck["head"])
+        learn.load_state_dict(ck["learn"])
         opt.load_state_dict(ck["optimizer"])
-        history, start = list(ck["history"]), int(ck["epoch"])
+        if plateau is not None:
+            plateau.load_state_dict(ck["plateau"])
+        es.load_state_dict(ck["early_stopping"])
+        history, start, stopped = list(ck["history"]), int(ck["epoch"]), bool(ck.get("stopped"))
     else:
-        _normalize(head, models, data, device)
+        fam.normalize(data)
+    ema = make_ema(c, learn)
+    if ema is not None and ck is not None:
+        ema.load_state_dict(ck["ema"])
+    emodels = models if ema is None else fam.views(ema.module)
+    floor = c["loss_floor"] * float(learn.scale) ** 2
+    e_site = torch.cat([fs.energy / fs.lattice.N for fs in data.train])
+    escale = c["energy_scale"] or (float(e_site.std()) if len(e_site) > 1 and float(e_site.std()) > 0 else 1.0)
+    weights = [torch.as_tensor(np.where(disordered_mask(fs, c["split_time"]), c["weight_disordered"], 1.0))
+               for fs in data.train]
+    caches = ([dcache.JacobianCache(fam.descs[fs.lattice], fs.spins, dtype, device) for fs in data.train]
+              if use_cache else None)
 
     per_epoch = len(batches(data.train, c["batch_size"], None))
     bar = tqdm(total=c["epochs"] * per_epoch, initial=min(start, c["epochs"]) * per_epoch,
                disable=not c["progress"], desc="train", unit="batch")
     try:
-        for epoch in range(start, c["epochs"]):
+        for epoch in range(start, c["epochs"] if not stopped else start):
             t0 = time.perf_counter()
-            lr, lam = lr_at(c, epoch), lambda_at(c, epoch)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            head.train()
-            acc, loss_sum, n_b = Accumulator(), 0.0, 0
+            lam = lambda_at(c, epoch)
+            if plateau is None:
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(c, epoch)
+            lr = opt.param_groups[0]["lr"]
+            learn.train()
+            acc, sums, n_b = Accumulator(), np.zeros(4), 0
             rng = np.random.default_rng([c["seed"], epoch])
             bar.set_description(f"epoch {epoch + 1}/{c['epochs']}")
             for k, idx in batches(data.train, c["batch_size"], rng):
                 fs = data.train[k]
                 s = fs.spins[idx].to(device, dtype)
                 h_ref, e_ref = fs.fields[idx].to(device, dtype), fs.energy[idx].to(device)  # energies stay float64
-                e, h = energy_and_fields(models[fs.lattice], s, create_graph=True)
-                loss, _, _ = loss_terms(h, h_ref, e, e_ref, s, lam)
+                if caches is not None:
+                    e, h = caches[k].fields(learn, torch.as_tensor(idx, device=device))
+                else:
+                    e, h = energy_and_fields(models[fs.lattice], s, create_graph=True)
+                loss, lf, le = frame_loss(h, h_ref, e, e_ref, s, lam=lam, floor_per_site=floor, energy_scale=escale,
+                                          weights=weights[k][idx].to(device))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward(inputs=params)        # only the weights: no second-order work toward the spins
+                gn = torch.nn.utils.clip_grad_norm_(params, c["grad_clip"] or math.inf)
                 opt.step()
-                acc.add(h.detach(), h_ref, e.detach(), e_ref, s)
-                loss_sum, n_b = loss_sum + float(loss.detach()), n_b + 1
+                if ema is not None:
+                    ema.update_parameters(learn)
+                acc.add(h.detach().cpu(), fs.fields[idx], e.detach().cpu(), fs.energy[idx], fs.spins[idx])
+                sums += [float(loss.detach()), float(lf.detach()), float(le.detach()) * lam, float(gn)]
+                n_b += 1
                 bar.update(1)
-            head.eval()
-            tr, va = acc.result(), _evaluate(models, data.val, device, dtype)
-            history.append({"epoch": epoch + 1, "lr": lr, "lambda": lam, "train_loss": loss_sum / max(n_b, 1),
+            learn.eval()
+            va = evaluate(emodels, data.val, device, dtype, c["split_time"])
+            ev = c["external_every"]
+            ext = (evaluate(emodels, data.external, device, dtype, c["split_time"])
+                   if data.external and ev and (epoch + 1) % ev == 0 else None)
+            if plateau is not None:
+                plateau.step(va["transverse_rms_ratio"])
+            es.update(epoch + 1, va["transverse_rms_ratio"], eval_module(learn, ema))
+            tr, m = acc.result(), [float(v) for v in sums / max(n_b, 1)]
+            history.append({"epoch": epoch + 1, "lr": lr, "lambda": lam, "train_loss": m[0], "train_field_loss": m[1],
+                            "train_energy_loss": m[2] / lam if lam > 0 else m[2],
+                            "energy_share": m[2] / m[0] if m[0] > 0 else 0.0, "grad_norm": m[3],
                             "train_transverse_rms_ratio": tr["transverse_rms_ratio"],
                             "train_energy_rmse_per_site": tr["energy_rmse_per_site"],
-                            "val_transverse_rms_ratio": va["transverse_rms_ratio"],
-                            "val_transverse_rmse": va["transverse_rmse"],
-                            "val_energy_rmse_per_site": va["energy_rmse_per_site"],
+                            **_row("val", va), **_row("ext", ext), "best_epoch": es.best_epoch,
                             "seconds": time.perf_counter() - t0})
             if not math.isfinite(history[-1]["train_loss"]):
                 raise NearsightError(f"training diverged at epoch {epoch + 1} (loss is not finite); lower lr "
                                      f"(now {c['lr']:g}) or use dtype float64")
-            _save_checkpoint(out, {"epoch": epoch + 1, "head": head.state_dict(), "optimizer": opt.state_dict(),
-                                   "config": c, "history": history, "val_ids": val_ids})
+            stopped = es.stop(epoch + 1)
+            _save_checkpoint(out, {"epoch": epoch + 1, "learn": learn.state_dict(),
+                                   "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
+                                   "plateau": None if plateau is None else plateau.state_dict(),
+                                   "early_stopping": es.state_dict(), "stopped": stopped, "config": c,
+                                   "history": history, "val_ids": val_ids})
             _write_metrics(out, history)
             bar.set_postfix(train=f"{tr['transverse_rms_ratio']:.3f}", val=f"{va['transverse_rms_ratio']:.3f}",
                             lr=f"{lr:.2g}")
+            if stopped:
+                break
             if stop_after is not None and epoch + 1 - start >= stop_after and epoch + 1 < c["epochs"]:
                 return None
     finally:
         bar.close()
-    return _finish(c, out, data, models, history)
+    if es.best_state is not None:                   # model selection: the best internal-validation weights
+        eval_module(learn, ema).load_state_dict(es.best_state)
+    info = {"epochs_done": len(history), "best_epoch": es.best_epoch, "stopped_early": stopped,
+            "energy_scale": escale, "cache_descriptors": use_cache,
+            "cache_gb_estimate": round(dcache.estimate(c, fam, data, dtype), 3)}
+    return _finish(c, out, data, fam, emodels, history, info)
 
 
-def _held_out(models: dict, data: TrainingData, device, dtype) -> tuple[dict, list]:
-    res, kept = _evaluate(models, data.val, device, dtype, keep=True)
-    held = {k: res[k] for k in ("transverse_rms_ratio", "transverse_rmse", "reference_transverse_rms",
-                                "energy_rmse_per_site", "n_frames")}
-    held["n_trajectories"] = len({int(t) for fs in data.val for t in fs.trajectory})
-    held["zero_field_rms_ratio"] = 1.0
-    times = np.concatenate([k[3] for k in kept])
-    if times.max() > times.min():  # early (disordered) vs late (ordered) frames of the quenches
-        cut = float(np.median(times))
-        for label, sel in (("early", lambda t: t <= cut), ("late", lambda t: t > cut)):
-            acc = Accumulator()
-            for s, h_ref, h, t in kept:
-                m = torch.as_tensor(sel(t))
-                if bool(m.any()):
-                    acc.add(h[m], h_ref[m], torch.zeros(int(m.sum())), torch.zeros(int(m.sum())), s[m])
-            held[f"{label}_transverse_rms_ratio"] = acc.result()["transverse_rms_ratio"]
-        held["early_late_split_time"] = cut
-    return held, kept
-
-
-def _finish(c: dict, out: Path, data: TrainingData, models: dict, history: list) -> str:
+def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: list, info: dict) -> str:
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
-    held, kept = _held_out(models, data, device, dtype)
-    model = min(models.values(), key=lambda m: m.lattice.N)
-    head = model.head
+    internal, kept = evaluate(models, data.val, device, dtype, c["split_time"], keep=True)
+    external = None
+    if data.external:
+        external, kept = evaluate(models, data.external, device, dtype, c["split_time"], keep=True)
+    # the headline held-out figure: the external files when given (a size and trajectories never trained on or
+    # selected on), else the internal validation trajectories; both are recorded with their kinds
+    held = dict(external or internal)
+    held.update({"set": "external" if external else "internal", "zero_field_rms_ratio": 1.0,
+                 "internal": internal, "external": external})
+    model = min(models.values(), key=lambda mdl: mdl.lattice.N)
     phys = data.physics
     card = {
         "name": c["name"], "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -359,16 +399,13 @@ def _finish(c: dict, out: Path, data: TrainingData, models: dict, history: list)
         "lattice": phys["lattice"], "t": phys["t"], "t2": phys["t2"], "J": phys["J"], "B": phys["B"],
         "kT": phys["kT"], "filling": phys["filling"], "mu": phys["mu"],
         "ensemble": "canonical" if phys["filling"] is not None else "grand canonical",
-        "cutoff": model.cutoff, "field_radius": 2 * model.cutoff, "n_features": head.n_features,
-        "descriptor": model.descriptor.config(),
-        "network": head.shape(), "dtype": c["dtype"], "energy_reference": float(head.e_ref),
-        "field_scale": float(head.scale), "training_data": data.summary(), "held_out": held,
-        "training": {k: c[k] for k in ("epochs", "batch_size", "lr", "lr_schedule", "lr_min_factor", "lr_gamma",
-                                       "weight_decay", "lambda_start", "lambda_end", "lambda_ramp_epochs", "seed",
-                                       "val_fraction")} | {"epochs_done": len(history)},
+        **fam.card(model), "dtype": c["dtype"], "training_data": data.summary(), "held_out": held,
+        "training": {k: c[k] for k in DEFAULTS if k not in ("datasets", "val_datasets", "out", "name", "resume",
+                                                            "progress", "descriptor", "mpnn", "hidden",
+                                                            "activation")} | info,
     }
     card = _finite(card)
-    path = save_model(str(out / f"{c['name']}.pt"), model, card)
+    path = fam.save(str(out / f"{c['name']}.pt"), model, card)
     with atomic_path(str(out / f"{c['name']}.card.json")) as tmp, open(tmp, "w") as f:
         json.dump(card, f, indent=2)
     plot_learning_curve(history, out / "learning_curve.png")
@@ -385,52 +422,3 @@ def _finite(x):
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
-
-
-# ------------------------------------------------------------------------------------------------- plots
-def plot_learning_curve(history: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-    if history:
-        ep = [r["epoch"] for r in history]
-        ax[0].semilogy(ep, [r["train_transverse_rms_ratio"] for r in history], label="train")
-        ax[0].semilogy(ep, [r["val_transverse_rms_ratio"] for r in history], label="held out")
-        ax[1].semilogy(ep, [r["train_energy_rmse_per_site"] for r in history], label="train")
-        ax[1].semilogy(ep, [r["val_energy_rmse_per_site"] for r in history], label="held out")
-    ax[0].axhline(1.0, color="gray", lw=0.8, ls="--", label="zero-field predictor")
-    ax[0].set(xlabel="epoch", ylabel="RMS(h⊥ error) / RMS(h⊥)", title="transverse fields")
-    ax[1].set(xlabel="epoch", ylabel="energy RMSE per site (t)", title="energy")
-    for a in ax:
-        a.legend(fontsize=8)
-    fig.tight_layout()
-    _savefig(fig, path)
-
-
-def plot_parity(kept: list, path: Path, held: dict, max_points: int = 20000) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..electrons.base import transverse
-    ref = torch.cat([transverse(h_ref, s).reshape(-1) for s, h_ref, _, _ in kept]).numpy()
-    pred = torch.cat([transverse(h, s).reshape(-1) for s, _, h, _ in kept]).numpy()
-    if len(ref) > max_points:
-        sel = np.random.default_rng(0).choice(len(ref), max_points, replace=False)
-        ref, pred = ref[sel], pred[sel]
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.scatter(ref, pred, s=2, alpha=0.3)
-    lim = float(np.abs(np.concatenate([ref, pred])).max()) * 1.05 if len(ref) else 1.0
-    ax.plot([-lim, lim], [-lim, lim], "k-", lw=0.8)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="exact h⊥ component (t)", ylabel="ML h⊥ component (t)",
-           title=f"held out: RMS ratio {held['transverse_rms_ratio']:.3f}")
-    fig.tight_layout()
-    _savefig(fig, path)
-
-
-def _savefig(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    with atomic_path(str(path)) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
