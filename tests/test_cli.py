@@ -84,10 +84,10 @@ def test_simulate_refuses_plots_inside_the_trajectory_path(tmp_path, capsys):
 def test_generate_relabels_a_source_dataset(tmp_path, capsys):
     src, out = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
     common = ["--lattice", "square", "--size", "4", "--J", "6", "--mu", "-4.4"]
-    assert main(["generate", *common, "--kT", "0.01", "--kTs", "0.02", "--replicas", "1", "--steps", "4",
+    assert main(["generate", *common, "--kT", "0.01", "--bath-kT", "0.02", "--replicas", "1", "--steps", "4",
                  "--every", "2", "--out", src]) == 0
     assert main(["generate", *common, "--kT", "0.1", "--source", src, "--out", out]) == 0
     a, b = read_dataset(src), read_dataset(out)
     assert np.array_equal(a[0]["spins"], b[0]["spins"]) and b[1]["kT"] == 0.1 and b[1]["source"] == src
-    assert main(["generate", *common, "--source", src, "--driver", "triangular-120", "--out", out]) == 2
+    assert main(["generate", *common, "--source", src, "--driver", "triangular-120", "--out", out + "2"]) == 2
     assert "not both" in capsys.readouterr().err

@@ -13,6 +13,8 @@ import torch
 class NearsightError(ValueError):
     """Bad input or an unusable file: the message names the parameter and the fix."""
 
+    exit_code = 2
+
 
 def require(condition: bool, message: str) -> None:
     if not condition:
@@ -65,3 +67,49 @@ def as_spins(spins, n_sites: int, *, name: str = "spins", tol: float = 1e-6,
     if not batched:
         s = s.unsqueeze(0)
     return s, batched
+
+
+class WriteFailed(NearsightError):
+    """Writing an output failed (full disk, quota, I/O error): the run stopped and its partial file stays
+    resumable; the message says which file, at which step, and why."""
+
+    exit_code = 1
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT at a safe point, after writing a consistent checkpoint (the message says the step
+    and how to resume). A ``KeyboardInterrupt``, so code that does not expect it is not fooled into going on."""
+
+    exit_code = 130
+
+
+class NearsightWarning(UserWarning):
+    """A setting that runs but is likely wrong (unstable time step, truncation error, deprecated spelling)."""
+
+
+def warn(message: str) -> None:
+    import warnings
+    warnings.warn(message, NearsightWarning, stacklevel=2)
+
+
+def check_device(device) -> "torch.device | None":
+    """``device`` as a ``torch.device`` usable by this torch build, or one line naming the fix (None: CPU)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NearsightError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise NearsightError(f"--device {device} needs a CUDA build of torch, but this is torch "
+                                 f"{torch.__version__} (CPU only); install the CUDA build (README, Install) or use "
+                                 f"--device cpu")
+        if not torch.cuda.is_available():
+            raise NearsightError(f"--device {device}: torch sees no CUDA GPU (driver missing or "
+                                 f"CUDA_VISIBLE_DEVICES empty); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise NearsightError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    elif dev.type not in ("cpu", "cuda"):
+        raise NearsightError(f"--device {device!r}: nearsight runs on cpu or cuda")
+    return dev

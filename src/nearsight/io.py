@@ -4,18 +4,22 @@ Trajectory file (one LLG run, ``B`` replicas, frames appended as the run goes):
     /spins  [F, B, N, 3] f8     /fields [F, B, N, 3] f8 (optional)     /energy [F, B] f8
     /time   [F] f8              /step   [F] i8
     attrs: every parameter of the run (lattice, L1, L2, provider parameters, dt, alpha, kT, seed, ...)
-    /checkpoint group: the integrator state at the last frame (spins, RNG state, step) for resume.
+    the datasets have their final size from the start; ``complete`` is True only in a finished file.
 
 Dataset file (training labels, one row per snapshot):
     /spins [F, N, 3] f8   /fields [F, N, 3] f8   /energy [F] f8
     /trajectory [F] i8 (which quench a frame came from: split by it)   /time [F] f8   /kT_llg [F] f8
     attrs: lattice, L1, L2, provider and its parameters (J, t, t2, B, kT, filling or mu), generation settings.
 
-Files are written under ``NAME.partial`` and renamed onto ``NAME`` only when complete (``os.replace`` is atomic);
-a trajectory in progress lives in ``NAME.partial`` and is resumed from there.
+Files are written under a temporary name and renamed onto ``NAME`` only when complete (``os.replace`` is
+atomic); a trajectory in progress lives in ``NAME.partial`` with its checkpoint in ``NAME.partial.ckpt`` and is
+resumed from there (:class:`TrajectoryWriter` says how that survives kills and full disks). Every file carries
+:func:`nearsight.runtime.provenance` attributes (versions, git revision, command line, time, units).
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -23,7 +27,8 @@ from contextlib import contextmanager
 import h5py
 import numpy as np
 
-from .errors import NearsightError
+from .errors import NearsightError, WriteFailed
+from .runtime import PROVENANCE_KEYS, file_sha256, provenance
 
 DATASET_KEYS = ("spins", "fields", "energy")
 
@@ -62,13 +67,22 @@ def read_attrs(obj) -> dict:
     return out
 
 
-def check_writable(path: str) -> None:
-    """Fail before any work if ``path`` cannot be written (missing or read-only directory)."""
+def check_writable(path: str, flag: str = "--out") -> None:
+    """Fail before any work if ``path`` cannot be written: a directory, a missing directory, or one where a file
+    cannot be created (read-only, ``/proc``, no permission: tried, not guessed from the mode bits)."""
+    import tempfile
+    if os.path.isdir(path):
+        raise NearsightError(f"{flag} {path!r} is a directory; give a file name, e.g. "
+                             f"{os.path.join(path, 'out.h5')!r}")
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
-        raise NearsightError(f"output directory {d!r} does not exist; create it or choose another --out")
-    if not os.access(d, os.W_OK):
-        raise NearsightError(f"output directory {d!r} is not writable; choose another --out")
+        raise NearsightError(f"output directory {d!r} does not exist; create it or choose another {flag}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".nearsight-probe-"):
+            pass
+    except OSError as exc:
+        raise NearsightError(f"cannot write in {d!r} ({exc.strerror or type(exc).__name__}); choose another "
+                             f"{flag}") from None
 
 
 @contextmanager
@@ -118,7 +132,8 @@ def write_dataset(path: str, spins, fields, energy, *, trajectory=None, time=Non
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for k, v in (("spins", spins), ("fields", fields), ("energy", energy), *base.items(), *extra_arr.items()):
             f.create_dataset(k, data=v, compression="gzip" if v.ndim > 1 else None)
-        write_attrs(f, {"kind": "nearsight-dataset", **(attrs or {})})
+        kept = {k: v for k, v in (attrs or {}).items() if k not in PROVENANCE_KEYS}
+        write_attrs(f, {**_portable(kept), **provenance(), "kind": "nearsight-dataset"})
 
 
 def read_dataset(path: str) -> tuple[dict, dict]:
@@ -155,85 +170,358 @@ def merge_datasets(paths: list[str], out: str) -> None:
                   time=cat.get("time"), kT_llg=cat.get("kT_llg"), attrs=ref)
 
 
-# ----------------------------------------------------------------------------------------- trajectories
-class TrajectoryWriter:
-    """Append LLG frames to ``path + '.partial'``; :meth:`finish` renames it onto ``path``.
+# ---------------------------------------------------------------------------------------------- locking
+def lock_output(path: str) -> int:
+    """Take an exclusive lock on ``path`` for this process's life (``fcntl.flock`` on ``path + '.lock'``, which
+    works where HDF5's own locking is switched off, e.g. ``HDF5_USE_FILE_LOCKING=FALSE``). Returns the lock's file
+    descriptor for :func:`unlock_output`; a second writer gets one line naming the path and the holder's PID."""
+    import fcntl
+    lock = path + ".lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise NearsightError(f"cannot create the lock file {lock!r} ({exc.strerror}); choose a writable "
+                                 f"--out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise NearsightError(f"{path!r} is in use by another nearsight process (PID {pid}) writing it; wait for "
+                                 f"that run to end or choose another --out") from None
+        try:                              # the holder may have finished and unlinked the file we opened: retry
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
 
-    After every frame the integrator state (spins, step, time, RNG state) is written to ``/checkpoint`` and
-    the file flushed, so a run killed at any point resumes from its last frame (:meth:`resume_state`) with
-    nothing lost: frames written after the checkpoint, if any, are dropped on resume.
+
+def unlock_output(path: str, fd: int | None) -> None:
+    if fd is None:
+        return
+    try:
+        os.unlink(path + ".lock")
+    except OSError:
+        pass
+    os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------- trajectories
+def n_frames_of(steps: int, every: int) -> int:
+    """Frames of a run: steps 0, every, 2 every, ... and the last step."""
+    return int(steps) // int(every) + 1 + (1 if int(steps) % int(every) else 0)
+
+
+def frame_steps(steps: int, every: int) -> list[int]:
+    return sorted(set(range(0, int(steps) + 1, int(every))) | {int(steps)})
+
+
+def _digest(a) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()
+
+
+# run parameters that may differ on resume: provenance (who, when, how many threads)
+_NOT_COMPARED = {*PROVENANCE_KEYS, "kind", "complete", "n_frames_total", "format"}
+
+
+class TrajectoryWriter:
+    """Write a trajectory to ``path + '.partial'``, crash-safe; :meth:`finish` renames it onto ``path``.
+
+    * The datasets are allocated at full size when the file is created (``n_frames`` from the ``steps`` and
+      ``every`` attributes) and the disk space is reserved then (``posix_fallocate``), so a full disk is reported
+      before any work. After creation the file's HDF5 structure never changes until :meth:`finish`: a frame is
+      raw data written into its own slot, so a kill at any moment cannot tear what earlier frames or the
+      structure hold.
+    * :meth:`checkpoint` flushes the frames, then writes the integrator state (spins, RNG state, step, time, the
+      number of frames and a SHA-256 of the last one) to ``path + '.partial.ckpt'`` through a temporary file and
+      ``os.replace``: the checkpoint is the commit marker, old or new, never half. On resume it is checked
+      against the last frame it covers; frames written after it are overwritten.
+    * The output is locked (:func:`lock_output`) from opening to :meth:`finish` / :meth:`close`.
+    * A write that fails (full disk, quota, I/O error) raises :class:`~nearsight.errors.WriteFailed`; the file
+      stays ``.partial`` with its last checkpoint, never marked complete.
+    * ``resume=True`` checks every run parameter in ``attrs`` against the file's (provenance aside) and names the
+      first that differs.
     """
 
     def __init__(self, path: str, *, n_replicas: int, n_sites: int, attrs: dict, save_fields: bool = True,
-                 resume: bool = False):
-        self.path, self.partial = path, path + ".partial"
+                 resume: bool = False, overwrite: bool = False, n_frames: int | None = None):
+        self.path, self.partial, self.ckpt = path, path + ".partial", path + ".partial.ckpt"
+        self.f, self._lock = None, None
+        if n_frames is None:
+            if attrs.get("steps") is None or attrs.get("every") is None:
+                raise NearsightError("TrajectoryWriter needs n_frames, or 'steps' and 'every' in attrs")
+            n_frames = n_frames_of(attrs["steps"], attrs["every"])
+        self.n_total = int(n_frames)
         check_writable(path)
-        if resume:
-            if not os.path.exists(self.partial):
-                raise NearsightError(f"nothing to resume: {self.partial!r} does not exist (a finished run is at "
-                                     f"{path!r}; start a new run without --resume)")
-            try:
-                self.f = h5py.File(self.partial, "a")
-            except OSError:
-                raise NearsightError(f"cannot resume: {self.partial!r} is corrupt; delete it and start "
-                                     f"again") from None
-            if "checkpoint" not in self.f:
-                raise NearsightError(f"cannot resume: {self.partial!r} has no checkpoint; delete it and restart")
-            n = int(self.f["checkpoint"].attrs["n_frames"])
-            for k in ("spins", "fields", "energy", "time", "step"):
-                if k in self.f:
-                    self.f[k].resize(n, axis=0)
-            return
-        if os.path.exists(self.partial):
-            raise NearsightError(f"{self.partial!r} exists from an interrupted run: pass --resume to continue it, "
-                                 f"or delete it to start over")
-        self.f = h5py.File(self.partial, "w")
-        B, N = n_replicas, n_sites
-        self.f.create_dataset("spins", (0, B, N, 3), maxshape=(None, B, N, 3), chunks=(1, B, N, 3), dtype="f8")
-        if save_fields:
-            self.f.create_dataset("fields", (0, B, N, 3), maxshape=(None, B, N, 3), chunks=(1, B, N, 3), dtype="f8")
-        self.f.create_dataset("energy", (0, B), maxshape=(None, B), dtype="f8")
-        self.f.create_dataset("time", (0,), maxshape=(None,), dtype="f8")
-        self.f.create_dataset("step", (0,), maxshape=(None,), dtype="i8")
-        write_attrs(self.f, {"kind": "nearsight-trajectory", **attrs})
+        if n_replicas < 1:
+            raise NearsightError(f"need at least one replica, got {n_replicas}; give --replicas >= 1")
+        self._lock = lock_output(path)
+        try:
+            self._open(attrs, n_replicas, n_sites, save_fields, resume, overwrite)
+        except BaseException:
+            self._release()
+            raise
 
+    # ------------------------------------------------------------------------------------------ opening
+    def _open(self, attrs, B, N, save_fields, resume, overwrite):
+        has_partial, has_ckpt = os.path.exists(self.partial), os.path.exists(self.ckpt)
+        if overwrite:
+            for p in (self.path, self.partial, self.ckpt):
+                if os.path.exists(p):
+                    os.remove(p)
+            has_partial = has_ckpt = False
+        elif has_partial and not has_ckpt and self._fresh_debris():
+            os.remove(self.partial)        # created, then stopped before its first checkpoint: nothing to keep
+            has_partial = False
+        if resume:
+            if not has_partial:
+                if has_ckpt:
+                    os.remove(self.ckpt)    # stale: the run finished between its rename and this cleanup
+                what = (f"{self.path!r} is a finished run" if os.path.exists(self.path)
+                        else f"neither {self.path!r} nor {self.partial!r} exists")
+                raise NearsightError(f"nothing to resume: {what}; start a new run without --resume (with "
+                                     f"--overwrite to replace a finished one)")
+            self._resume(attrs)
+            return
+        if has_partial:
+            raise NearsightError(f"{self.partial!r} holds an interrupted run: continue it with --resume, or start "
+                                 f"over with --overwrite")
+        if os.path.exists(self.path):
+            raise NearsightError(f"{self.path!r} exists (a finished run); choose another --out, or pass --overwrite "
+                                 f"to replace it")
+        self._create(attrs, B, N, save_fields)
+
+    def _fresh_debris(self) -> bool:
+        try:
+            with h5py.File(self.partial, "r") as f:
+                return f.attrs.get("format") == FORMAT
+        except OSError:
+            return True                   # killed while HDF5 created it: not even a valid file
+
+    def _create(self, attrs, B, N, save_fields):
+        F = self.n_total
+        try:
+            self.f = h5py.File(self.partial, "w")
+            for k, shape, dt in (("spins", (F, B, N, 3), "f8"), ("fields", (F, B, N, 3), "f8"),
+                                 ("energy", (F, B), "f8"), ("time", (F,), "f8"), ("step", (F,), "i8")):
+                if k == "fields" and not save_fields:
+                    continue
+                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)     # contiguous, allocated now: frames are raw
+                dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)        # writes into fixed slots
+                self.f.create_dataset(k, shape, dtype=dt, dcpl=dcpl)
+            kept = {k: v for k, v in attrs.items() if k not in PROVENANCE_KEYS}
+            write_attrs(self.f, {"kind": "nearsight-trajectory", **provenance(), **_portable(kept),
+                                 "format": FORMAT, "n_frames_total": F})
+            self.f.attrs.create("complete", False)                 # flipped in place by finish()
+            self.f.flush()
+            size = os.path.getsize(self.partial)
+        except OSError as exc:
+            raise WriteFailed(f"cannot create {self.partial!r}: {_why(exc)}; free space or choose another "
+                              f"--out") from None
+        _reserve(self.partial, size)
+        self._n = 0
+
+    def _resume(self, attrs):
+        try:
+            self.f = h5py.File(self.partial, "r+")
+        except OSError:
+            raise NearsightError(f"cannot resume: {self.partial!r} is not a readable HDF5 file; start over with "
+                                 f"--overwrite") from None
+        if self.f.attrs.get("format") != FORMAT:
+            raise NearsightError(f"cannot resume {self.partial!r}: written by another version of nearsight (no "
+                                 f"crash-safe checkpoint); start over with --overwrite")
+        old = read_attrs(self.f)
+        new = roundtrip_attrs(_portable(attrs))
+        for k in sorted(set(old) | set(new)):
+            if k in _NOT_COMPARED:
+                continue
+            if old.get(k) != new.get(k):
+                raise NearsightError(f"cannot resume {self.partial!r}: {k} is {_show(new.get(k))} now but "
+                                     f"{_show(old.get(k))} in the file; resume with the run's own parameters, or "
+                                     f"start a new run with another --out")
+        if int(old.get("n_frames_total", -1)) != self.n_total:
+            raise NearsightError(f"cannot resume {self.partial!r}: it holds {old.get('n_frames_total')} frames, "
+                                 f"this run {self.n_total}")
+        if old.get("complete"):          # killed between marking complete and the rename: only the rename is left
+            self._n = self.n_total
+            self._ck = None
+            return
+        if not os.path.exists(self.ckpt):
+            raise NearsightError(f"cannot resume {self.partial!r}: its checkpoint {self.ckpt!r} is missing; start "
+                                 f"over with --overwrite")
+        try:
+            with np.load(self.ckpt, allow_pickle=False) as z:
+                ck = {k: z[k] for k in z.files}
+        except Exception:    # noqa: BLE001 - numpy raises many types for a damaged file
+            raise NearsightError(f"cannot resume: the checkpoint {self.ckpt!r} is unreadable; start over with "
+                                 f"--overwrite") from None
+        n = int(ck["n_frames"])
+        ok = 0 <= n <= self.n_total
+        if ok and n > 0:
+            ok = (int(self.f["step"][n - 1]) == int(ck["last_step"])
+                  and _digest(self.f["spins"][n - 1]) == str(ck["last_digest"]))
+        if not ok:
+            raise NearsightError(f"cannot resume {self.partial!r}: its checkpoint (step {int(ck['step'])}, "
+                                 f"{n} frames) does not match the frames in the file (changed or damaged); start "
+                                 f"over with --overwrite")
+        self._n, self._ck = n, ck
+
+    # --------------------------------------------------------------------------------------- interface
     @property
     def n_frames(self) -> int:
-        return int(self.f["time"].shape[0])
+        """Frames written so far (committed by a checkpoint, or pending the next one)."""
+        return self._n
+
+    @property
+    def complete(self) -> bool:
+        return self._ck is None and self._n == self.n_total and bool(self.f.attrs.get("complete"))
 
     def resume_state(self) -> dict:
-        c = self.f["checkpoint"]
-        return {"spins": c["spins"][()], "rng_state": c["rng_state"][()], "step": int(c.attrs["step"]),
-                "time": float(c.attrs["time"])}
+        """The checkpoint: spins, rng_state, step, time, n_frames."""
+        ck = self._ck
+        if ck is None:
+            raise NearsightError(f"{self.partial!r} is complete; nothing to resume")
+        return {"spins": ck["spins"], "rng_state": ck["rng_state"], "step": int(ck["step"]),
+                "time": float(ck["time"]), "n_frames": int(ck["n_frames"])}
 
     def append(self, step: int, time: float, spins, energy, fields=None) -> None:
-        n = self.n_frames
-        for k, v in (("spins", spins), ("energy", energy), ("fields", fields), ("time", time), ("step", step)):
-            if k in self.f and (v is not None):
-                d = self.f[k]
-                d.resize(n + 1, axis=0)
-                d[n] = v
+        n = self._n
+        if n >= self.n_total:
+            raise NearsightError(f"{self.partial!r} holds {self.n_total} frames; frame {n + 1} (step {step}) does "
+                                 f"not fit (steps or every changed?)")
+        try:
+            for k, v in (("spins", spins), ("energy", energy), ("fields", fields), ("time", time), ("step", step)):
+                if k in self.f and v is not None:
+                    self.f[k][n] = v
+        except OSError as exc:
+            raise WriteFailed(self._failed(step, exc)) from None
+        self._n = n + 1
+        self._last = (int(step), _digest(spins))
 
     def checkpoint(self, spins, rng_state, step: int, time: float) -> None:
-        if "checkpoint" in self.f:
-            del self.f["checkpoint"]
-        c = self.f.create_group("checkpoint")
-        c.create_dataset("spins", data=np.asarray(spins))
-        c.create_dataset("rng_state", data=np.asarray(rng_state, dtype=np.uint8))
-        write_attrs(c, {"step": int(step), "time": float(time), "n_frames": self.n_frames})
-        self.f.flush()
+        """Flush the frames, then commit the state at ``step`` (after the frames so far) atomically."""
+        n = self._n
+        last_step, last_digest = (self._last if n and getattr(self, "_last", None) else
+                                  (int(self.f["step"][n - 1]), _digest(self.f["spins"][n - 1])) if n else (-1, ""))
+        tmp = self.ckpt + ".tmp"
+        try:
+            self.f.flush()
+            with open(tmp, "wb") as fh:
+                np.savez(fh, spins=np.asarray(spins, dtype=np.float64), rng_state=np.asarray(rng_state, np.uint8),
+                         step=np.int64(step), time=np.float64(time), n_frames=np.int64(n),
+                         last_step=np.int64(last_step), last_digest=np.str_(last_digest))
+            os.replace(tmp, self.ckpt)
+        except OSError as exc:
+            _remove(tmp)
+            raise WriteFailed(self._failed(step, exc)) from None
 
     def finish(self) -> str:
-        self.f.attrs["complete"] = True
-        self.f.close()
-        os.replace(self.partial, self.path)
+        """Mark the file complete, rename it onto ``path``, drop the checkpoint and the lock."""
+        if self._n != self.n_total:
+            raise NearsightError(f"{self.partial!r} has {self._n} of {self.n_total} frames; it cannot be finished")
+        try:
+            self.f.attrs.modify("complete", True)
+            self.f.flush()
+            self.f.close()
+            os.replace(self.partial, self.path)
+        except OSError as exc:
+            raise WriteFailed(f"finishing {self.path!r} failed: {_why(exc)}; the run is complete in "
+                              f"{self.partial!r}: free space and rerun with --resume to finish it") from None
+        finally:
+            self._close_file()
+        _remove(self.ckpt)
+        self._release()
         return self.path
 
     def close(self) -> None:
-        """Close without finishing (the partial file stays, resumable)."""
-        if self.f.id.valid:
-            self.f.flush()
-            self.f.close()
+        """Close without finishing: the partial file and its last checkpoint stay, resumable."""
+        self._close_file()
+        if not os.path.exists(self.ckpt) and self._fresh_debris():
+            _remove(self.partial)        # nothing was committed: nothing to resume
+        self._release()
+
+    def _close_file(self):
+        if self.f is not None and self.f.id.valid:
+            try:
+                self.f.close()
+            except (OSError, RuntimeError):   # the disk that failed a write may fail the close too
+                pass
+
+    def _release(self):
+        unlock_output(self.path, self._lock)
+        self._lock = None
+
+    def _failed(self, step, exc) -> str:
+        return (f"writing {self.partial!r} failed at step {step}: {_why(exc)}; the run stopped and the file "
+                f"stays resumable from its last checkpoint (free space, then rerun with --resume)")
+
+    def __del__(self):
+        try:
+            self._close_file()
+            self._release()
+        except Exception:    # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+FORMAT = "nearsight-trajectory-2"
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno:
+        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _show(v) -> str:
+    return "absent" if v is None else repr(v)
+
+
+def _remove(p: str) -> None:
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+
+
+def _reserve(path: str, size: int) -> None:
+    """Reserve the disk blocks of ``path`` up to ``size`` bytes, so a full disk fails now, not mid-run."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise WriteFailed(f"not enough disk space for {path!r}: it needs {size / 2**20:.1f} MiB "
+                              f"({_why(exc)}); free space or choose another --out") from None
+        # the filesystem cannot reserve (EOPNOTSUPP, EINVAL): write errors are still caught as they happen
+    finally:
+        os.close(fd)
+
+
+def _portable(attrs: dict) -> dict:
+    """Attributes with a model file's absolute path replaced by its name and SHA-256 (``*model_path`` keys)."""
+    out = {}
+    for k, v in attrs.items():
+        if k.endswith("model_path") and isinstance(v, str) and os.path.isfile(v):
+            out[k] = os.path.basename(v)
+            out[k[: -len("path")] + "sha256"] = file_sha256(v)
+        else:
+            out[k] = v
+    return out
+
+
+def roundtrip_attrs(attrs: dict) -> dict:
+    """``attrs`` as they read back from a file (written and read through an in-memory HDF5 file)."""
+    with h5py.File(f"mem-{id(attrs)}.h5", "w", driver="core", backing_store=False) as f:
+        write_attrs(f, attrs)
+        return read_attrs(f)
 
 
 def read_trajectory(path: str) -> tuple[dict, dict]:

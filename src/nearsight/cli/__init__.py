@@ -1,22 +1,39 @@
 """The ``nearsight`` command: a thin registry over the library.
 
 Each command lives in its own module with ``add_parser(subparsers)`` (which sets ``func``); registering a
-command is adding its module name to ``COMMANDS``. Bad input surfaces as one line on stderr and exit code 2.
+command is adding its module name to ``COMMANDS``. Bad input surfaces as one line on stderr and exit code 2; a
+failed write as one line and exit code 1; Ctrl-C as one line saying where the run stopped and exit code 130.
+Warnings are one line each.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
-from ..errors import NearsightError
+from ..errors import NearsightError, NearsightWarning
 
 COMMANDS = ["fields", "simulate", "generate", "locality", "train", "models"]
+COMMANDS.append("analyze")
+COMMANDS.append("study")
+
+
+def version_line() -> str:
+    import torch
+
+    from .. import __version__
+    from ..runtime import git_revision
+    rev = git_revision()
+    return f"nearsight {__version__} (torch {torch.__version__}" + (f", git {rev}" if rev else "") + ")"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nearsight", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .common import Parser
+    parser = Parser(prog="nearsight", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=version_line())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
@@ -24,15 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except NearsightError as exc:
-        print(f"nearsight {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"nearsight {args.command}: interrupted (a resumable run continues with --resume)", file=sys.stderr)
-        return 130
+    name = "nearsight"
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        kind = "warning" if issubclass(category, NearsightWarning) else category.__name__
+        print(f"{name}: {kind}: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", NearsightWarning)
+        warnings.showwarning = one_line
+        args = parser.parse_args(argv)
+        name = f"nearsight {args.command}"
+        try:
+            rc = int(args.func(args) or 0)
+            sys.stdout.flush()
+            return rc
+        except NearsightError as exc:
+            print(f"{name}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt as exc:
+            print(f"{name}: {exc or 'interrupted'}", file=sys.stderr)
+            return 130
+        except BrokenPipeError:          # `nearsight models show X --json | head`: the reader left; say nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

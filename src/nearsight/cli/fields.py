@@ -2,25 +2,33 @@
 
 Reads spins ``[N, 3]`` from a ``.npy`` file and writes ``energy`` (float64 scalar) and ``fields`` ``[N, 3]`` to
 an ``.npz``: ``nearsight fields --lattice triangular --size 12 --J 2 --filling 0.25 --kT 0.01 --solver ed
---spins s.npy --out f.npz``. ``--solver negf --bias V`` (square lattice, grand canonical, ``kT > 0``) reads the
-``L1 x L2`` lattice as a strip open along x between two leads at ``mu +- V/2``; its fields are not a gradient and
-its energy is the sample band energy (see :mod:`nearsight.electrons.negf`).
+--spins s.npy --out f.npz``. A stack ``[B, N, 3]`` of configurations gives ``energy [B]`` and ``fields [B, N, 3]``
+(row ``b`` is exactly what ``[N, 3]`` spins ``b`` give). The ``.npz`` also holds ``provenance``, a JSON string
+(versions, command line, time, units). An existing ``--out`` is refused unless ``--overwrite``.
+``--solver negf --bias V`` (square lattice, grand canonical, ``kT > 0``) reads the ``L1 x L2`` lattice as a strip
+open along x between two leads at ``mu +- V/2``; its fields are not a gradient and its energy is the sample band
+energy (see :mod:`nearsight.electrons.negf`).
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from ..io import atomic_path, check_writable
+from ..io import atomic_path
+from ..runtime import provenance
 from ..states import load_spins
-from .common import add_physics_args, add_solver_args, build_provider, physics_from
+from .common import add_physics_args, add_solver_args, build_provider, output_path, physics_from
 
 
 def add_parser(sub):
-    p = sub.add_parser("fields", help="energy and exchange fields of a spin configuration")
+    p = sub.add_parser("fields", help="energy and exchange fields of a spin configuration",
+                       description=__doc__.splitlines()[0])
     add_physics_args(p)
     add_solver_args(p)
-    p.add_argument("--spins", required=True, help="input .npy, shape [N,3] unit vectors")
+    p.add_argument("--spins", required=True, help="input .npy, shape [N,3] (or a stack [B,N,3]) of unit vectors")
     p.add_argument("--out", required=True, help="output .npz with 'energy' and 'fields'")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=run)
 
 
@@ -28,13 +36,20 @@ def run(args) -> int:
     cfg = vars(args)
     lattice, model = physics_from(cfg)
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
-    check_writable(out)
-    provider = build_provider(cfg, lattice, model)
+    output_path(out, args.overwrite)
     spins = load_spins(args.spins, lattice)
+    provider = build_provider(cfg, lattice, model)
     res = provider.compute(spins)
+    energy = res.energy.detach().cpu().numpy().astype(np.float64)
+    fields = res.fields.detach().cpu().numpy().astype(np.float64)
+    if spins.ndim == 2:
+        energy, fields = np.float64(energy.reshape(())), fields.reshape(spins.shape)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, energy=np.float64(res.energy.detach().cpu().numpy()),
-                     fields=res.fields.detach().cpu().numpy().astype(np.float64))
-    print(f"energy = {float(res.energy):.12g}  ->  {out}")
+            np.savez(fh, energy=energy, fields=fields, provenance=np.str_(json.dumps(provenance())))
+    if spins.ndim == 2:
+        print(f"energy = {float(energy):.12g}  ->  {out}")
+    else:
+        print(f"{len(energy)} configurations, energies {', '.join(f'{e:.12g}' for e in energy[:4])}"
+              f"{', ...' if len(energy) > 4 else ''}  ->  {out}")
     return 0

@@ -1,25 +1,34 @@
 """``nearsight generate [CONFIG.yaml] [flags]``: a training dataset from LLG quench trajectories.
 
 With ``source: DATASET.h5`` (``--source``) no dynamics runs: the source's configurations are labelled anew by this
-config's solver and physics (e.g. another electronic temperature); lattice and size must be the source's."""
+config's solver and physics (e.g. another electronic temperature); lattice and size must be the source's.
+``bath_kT`` (``--bath-kT``) lists the LLG bath temperatures of the quenches (the old name ``kTs`` / ``--kTs`` is a
+deprecated alias). An existing ``out`` is refused unless ``--overwrite``."""
 from __future__ import annotations
+
+import argparse
 
 from ..dynamics.generate import generate_dataset, relabel_dataset
 from ..errors import NearsightError
-from .common import add_physics_args, add_solver_args, build_provider, load_config, merged, physics_from
+from .common import (DeprecatedAlias, add_physics_args, add_solver_args, build_provider, check_run_numbers,
+                     load_config, merged, output_path, physics_from, schema, show_defaults)
 
-DEFAULTS = {"kTs": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 20, "skip": 0, "dt": 0.05,
+ALIASES = {"kTs": "bath_kT"}
+DEFAULTS = {"bath_kT": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 20, "skip": 0, "dt": 0.05,
             "alpha": 0.5, "scheme": "heun", "seed": 0, "initial": "random", "noise": 0.0, "out": "dataset.h5",
             "driver": None, "source": None, "mu_window": None}
 
 
 def add_parser(sub):
-    p = sub.add_parser("generate", help="write a training dataset sampled from LLG quenches")
+    p = sub.add_parser("generate", help="write a training dataset sampled from LLG quenches",
+                       description=__doc__.splitlines()[0])
     p.add_argument("config", nargs="?", default=None, help="YAML config (flags override it)")
     add_physics_args(p, required=False)
     add_solver_args(p)
     g = p.add_argument_group("sampling")
-    g.add_argument("--kTs", default=None, help="bath temperatures of the quenches, comma separated")
+    g.add_argument("--bath-kT", dest="bath_kT", default=None,
+                   help="LLG bath temperatures of the quenches, comma separated")
+    g.add_argument("--kTs", dest="bath_kT", action=DeprecatedAlias, new="--bath-kT", help=argparse.SUPPRESS)
     g.add_argument("--replicas", type=int, default=None, help="quenches per temperature")
     g.add_argument("--steps", type=int, default=None)
     g.add_argument("--every", type=int, default=None, help="keep a frame every k steps")
@@ -37,12 +46,21 @@ def add_parser(sub):
                    help="relabel the configurations of this dataset instead of running quenches")
     g.add_argument("--mu-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="label each frame grand-canonically at its own mu drawn (seeded) from [LO, HI]")
-    p.set_defaults(func=run)
+    g.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out")
+    show_defaults(p, DEFAULTS)
+    p.set_defaults(func=run, _types=schema(p, DEFAULTS))
 
 
 def run(args) -> int:
-    cfg = merged(args, load_config(args.config), DEFAULTS)
+    cfg = merged(args, load_config(args.config), DEFAULTS, aliases=ALIASES)
+    check_run_numbers(cfg, {"replicas": 1, "steps": 1, "every": 1, "skip": 0, "seed": 0, "size": 1, "threads": 1})
     lattice, model = physics_from(cfg)
+    output_path(cfg["out"], bool(cfg.get("overwrite")))
+    kTs = cfg["bath_kT"]
+    try:
+        kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
+    except ValueError:
+        raise NearsightError(f"--bath-kT must be numbers separated by commas, got {kTs!r}") from None
     provider = build_provider(cfg, lattice, model)
     if cfg["source"] is not None:
         if cfg["driver"] is not None:
@@ -54,8 +72,6 @@ def run(args) -> int:
     if cfg["driver"] is not None:
         from ..ml.provider import MLProvider
         driver = MLProvider(cfg["driver"], lattice, device=cfg.get("device"))
-    kTs = cfg["kTs"]
-    kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
     out = generate_dataset(provider, cfg["out"], kTs=kTs, replicas=cfg["replicas"], steps=cfg["steps"],
                            every=cfg["every"], skip=cfg["skip"], dt=cfg["dt"], alpha=cfg["alpha"],
                            scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"],

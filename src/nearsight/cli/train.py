@@ -10,6 +10,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, help="override the config's output directory")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: OMP_NUM_THREADS if set, else the usable cores less those "
+                        "other processes keep busy)")
     p.set_defaults(func=run)
 
 
@@ -17,7 +20,9 @@ def run(args) -> int:
     import json
 
     from ..ml.cards import load_card
+    from ..runtime import configure_threads
     from ..training import load_config, train
+    configure_threads(args.threads)
     cfg = load_config(args.config)
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
