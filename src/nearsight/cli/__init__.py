@@ -18,8 +18,6 @@ from ..errors import NearsightError, NearsightWarning
 COMMANDS = ["fields", "simulate", "generate", "locality", "train", "models"]
 COMMANDS.append("analyze")
 COMMANDS.append("study")
-COMMANDS.append("analyze")
-COMMANDS.append("study")
 
 
 def version_line() -> str:
