@@ -1,17 +1,21 @@
-"""Behler–Parrinello models: descriptor -> per-site MLP -> ``E = sum_i eps_i``; fields by autograd.
+"""ML site-energy models, ``E = sum_i eps_i``, fields by autograd, in two families.
 
-* :mod:`.network` — :class:`SiteEnergyModel`, :class:`SiteMLP`, :func:`energy_and_fields`
-* :mod:`.cards`   — model files (weights + descriptor + card), :func:`load_model`, shipped models
-* :mod:`.provider` — :class:`MLProvider`, the network on the common field-provider interface
+* :mod:`.network` — Behler–Parrinello: descriptor -> per-site MLP; :class:`SiteEnergyModel`, :class:`SiteMLP`,
+  :func:`energy_and_fields`
+* :mod:`.mpnn`    — spin-equivariant message passing on the lattice: :class:`MPNNModel`, :func:`build_mpnn`
+* :mod:`.cards`   — model files (weights + descriptor or network config + card) of either family,
+  :func:`load_model`, shipped models
+* :mod:`.provider` — :class:`MLProvider`, either family on the common field-provider interface
 * :mod:`.generalized` — :class:`GeneralizedPotentialModel` for driven (nonconservative) fields,
   ``h_perp = P(-dV/dS) + S x (-dW/dS)``, and :class:`GeneralizedMLProvider`
 """
 from .cards import load_card, load_model, save_model, shipped_models
 from .generalized import (GeneralizedMLProvider, GeneralizedPotentialModel, fit_generalized, load_generalized,
                           save_generalized)
+from .mpnn import MPNNModel, build_mpnn
 from .network import SiteEnergyModel, SiteMLP, energy_and_fields
 from .provider import MLProvider, provider_from_cli
 
-__all__ = ["SiteEnergyModel", "SiteMLP", "energy_and_fields", "load_model", "load_card", "save_model",
+__all__ = ["SiteEnergyModel", "SiteMLP", "MPNNModel", "build_mpnn", "energy_and_fields", "load_model", "load_card", "save_model",
            "shipped_models", "MLProvider", "provider_from_cli", "GeneralizedPotentialModel", "GeneralizedMLProvider",
            "fit_generalized", "save_generalized", "load_generalized"]

@@ -18,7 +18,14 @@ a site energy; a field ``h_i = -dE/dS_i`` sums over the site energies within it,
 (provider, lattice sizes, frame and trajectory counts), ``held_out`` (errors on trajectories never trained on),
 ``training`` (the schedule), and ``name``, ``created``, ``nearsight_version``.
 
-Shipped models live in ``src/nearsight/ml/models/NAME.pt``; :func:`load_model` takes such a name or a path.
+Two model families share the format, told apart by the payload's ``"family"``: ``"bp"`` (the Behler–Parrinello
+model above; a file without the key is BP — the shipped models) and ``"mpnn"`` (the message-passing network of
+:mod:`nearsight.ml.mpnn`), whose payload holds ``"network": MPNNModel.config()`` (everything to rebuild it on any
+lattice of its kind) and ``"state_dict"``: the whole network's weights and normalization, and no descriptor. Its card
+names ``"family": "mpnn"`` and needs no ``n_features``.
+
+Shipped models live in ``src/nearsight/ml/models/NAME.pt``; :func:`load_model` takes such a name or a path and
+returns either family.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ import torch
 
 from ..errors import NearsightError
 from ..io import atomic_path
+from .mpnn import MPNNModel, build_mpnn
 from .network import SiteEnergyModel, SiteMLP, dtype_from_name
 
 FORMAT, VERSION = "nearsight-ml-model", 1
@@ -39,6 +47,14 @@ GENERALIZED_FORMAT = "nearsight-generalized-model"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 PHYSICS_KEYS = ("J", "t", "t2", "B", "kT", "mu", "filling")
 REQUIRED_CARD_KEYS = ("lattice", "t", "J", "kT", "cutoff", "n_features", "dtype", "network", "training_data")
+#: model families: payload["family"] (absent: "bp") -> the payload keys it needs
+FAMILIES = {"bp": ("card", "descriptor", "network", "state_dict"), "mpnn": ("card", "network", "state_dict")}
+MPNN_CARD_KEYS = tuple(k for k in REQUIRED_CARD_KEYS if k != "n_features")
+
+
+def card_keys(card) -> tuple:
+    """The keys a card must hold: those of its family (``card['family']``, default ``'bp'``)."""
+    return MPNN_CARD_KEYS if isinstance(card, dict) and card.get("family") == "mpnn" else REQUIRED_CARD_KEYS
 
 
 # ------------------------------------------------------------------------------------------------ cards
@@ -48,7 +64,7 @@ def validate_card(card, where: str = "model card", *, required=None,
     ``filling`` / ``mu``; otherwise a NearsightError naming what is missing, followed by ``advice``."""
     if not isinstance(card, dict):
         raise NearsightError(f"{where} is not a dictionary; the model file is incompatible — retrain it")
-    missing = [k for k in (REQUIRED_CARD_KEYS if required is None else required) if k not in card]
+    missing = [k for k in (card_keys(card) if required is None else required) if k not in card]
     if (card.get("filling") is None) == (card.get("mu") is None):
         missing.append("filling or mu (exactly one)")
     if missing:
@@ -121,19 +137,30 @@ def summary_line(name: str, card: dict) -> str:
     ens = f"n={card['filling']:g}" if card.get("filling") is not None else f"mu={card['mu']:g}"
     sizes = (card.get("training_data") or {}).get("lattice_sizes") or []
     sz = ",".join(f"{a}x{b}" for a, b in sizes)
+    net = f"F={card['n_features']}" if card.get("family", "bp") == "bp" else str(card["family"])
     return (f"{name:24s} {card['lattice']:10s} J={card['J']:g} t={card['t']:g} {ens} kT={card['kT']:g} "
-            f"cutoff={card['cutoff']:g} F={card['n_features']} {card['dtype']} trained on {sz}{err_s}")
+            f"cutoff={card['cutoff']:g} {net} {card['dtype']} trained on {sz}{err_s}")
 
 
 # ------------------------------------------------------------------------------------------- model files
-def save_model(path: str, model: SiteEnergyModel, card: dict) -> str:
-    """Write the model file atomically (tmp + rename); returns ``path``."""
+def save_model(path: str, model: SiteEnergyModel | MPNNModel, card: dict) -> str:
+    """Write the model file atomically (tmp + rename); returns ``path``. Either family; the card is stored with
+    ``family`` set (``'bp'`` or ``'mpnn'``)."""
+    family = getattr(model, "family", "bp")
+    if card.get("family", family) != family:
+        raise NearsightError(f"the card says family {card['family']!r} but the model is {family!r}; fix the card")
+    card = {**card, "family": family}
     validate_card(card)
-    head = model.head
-    payload = {"format": FORMAT, "version": VERSION, "card": card, "descriptor": model.descriptor.config(),
-               "network": {"hidden": list(head.hidden), "activation": head.activation,
-                           "dtype": card["dtype"], "n_features": head.n_features},
-               "state_dict": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
+    if family == "mpnn":
+        payload = {"format": FORMAT, "version": VERSION, "family": "mpnn", "card": card, "network": model.config(),
+                   "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+    else:
+        head = model.head
+        payload = {"format": FORMAT, "version": VERSION, "family": "bp", "card": card,
+                   "descriptor": model.descriptor.config(),
+                   "network": {"hidden": list(head.hidden), "activation": head.activation,
+                               "dtype": card["dtype"], "n_features": head.n_features},
+                   "state_dict": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -198,15 +225,24 @@ def check_payload(payload, path: str) -> dict:
     if payload.get("version") != VERSION:
         raise NearsightError(f"model file {path!r} has format version {payload.get('version')!r}, this nearsight "
                              f"reads version {VERSION}; retrain the model with this version")
-    missing = [k for k in ("card", "descriptor", "network", "state_dict") if k not in payload]
+    family = payload.get("family", "bp")
+    if family not in FAMILIES:
+        raise NearsightError(f"model file {path!r} is of family {family!r}; this nearsight reads "
+                             f"{', '.join(FAMILIES)} — update nearsight or retrain the model")
+    missing = [k for k in FAMILIES[family] if k not in payload]
     if missing:
         raise NearsightError(f"model file {path!r} lacks {', '.join(missing)}; it is incompatible — retrain it")
-    validate_card(payload["card"], f"the card in {path!r}")
+    card = payload["card"]
+    if isinstance(card, dict) and card.get("family", "bp") != family:
+        raise NearsightError(f"model file {path!r} holds a {family!r} network but its card says family "
+                             f"{card.get('family')!r}; the file is inconsistent — retrain it")
+    validate_card(card if family == "bp" or not isinstance(card, dict) else {**card, "family": family},
+                  f"the card in {path!r}")
     return payload
 
 
-def model_from_payload(payload: dict, lattice=None, *, where: str = "model file") -> SiteEnergyModel:
-    """Rebuild the model on ``lattice`` (default: the smallest training lattice) from a payload."""
+def model_from_payload(payload: dict, lattice=None, *, where: str = "model file") -> SiteEnergyModel | MPNNModel:
+    """Rebuild the model (either family) on ``lattice`` (default: the smallest training lattice) from a payload."""
     from ..descriptors import build_descriptor
     from ..lattice import Lattice
     card, net = payload["card"], payload["network"]
@@ -219,6 +255,8 @@ def model_from_payload(payload: dict, lattice=None, *, where: str = "model file"
     if lattice.kind != card["lattice"]:
         raise NearsightError(f"{where} was trained on the {card['lattice']} lattice and cannot be used on "
                              f"{lattice.kind!r}; choose a model trained on {lattice.kind!r}")
+    if payload.get("family", "bp") == "mpnn":
+        return _mpnn_from_payload(payload, lattice, where)
     dtype = dtype_from_name(net.get("dtype", card["dtype"]))
     try:
         head = SiteMLP(int(net["n_features"]), net["hidden"], net["activation"])
@@ -238,8 +276,27 @@ def model_from_payload(payload: dict, lattice=None, *, where: str = "model file"
     return model.eval()
 
 
-def load_model(name_or_path: str, lattice=None) -> SiteEnergyModel:
-    """Load a shipped model by name or a model file by path, on ``lattice`` (default: its training lattice).
+def _mpnn_from_payload(payload: dict, lattice, where: str) -> MPNNModel:
+    net = payload["network"]
+    if not isinstance(net, dict):
+        raise NearsightError(f"{where}: its network settings are not a dictionary; the file is incompatible — retrain it")
+    try:
+        model = build_mpnn(net, lattice, dtype_from_name(net.get("dtype", payload["card"]["dtype"])))
+    except NearsightError as exc:
+        raise NearsightError(f"{where}: {exc}") from None
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise NearsightError(f"{where} is incompatible with this network ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+    model.card = dict(payload["card"])
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def load_model(name_or_path: str, lattice=None) -> SiteEnergyModel | MPNNModel:
+    """Load a shipped model (either family) by name or a model file by path, on ``lattice`` (default: its
+    training lattice).
 
     The card is at ``model.card``. Corrupt, foreign or incompatible files raise :class:`NearsightError`.
     """
