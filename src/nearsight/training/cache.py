@@ -2,11 +2,12 @@
 
 The descriptor of a training frame is fixed (only the MLP learns), so per frame we store its features
 ``x [N, F]`` and their Jacobian with respect to the two tangent directions of every spin within the receptive
-radius, ``J[i, f, k, a] = d x_{i f} / d t_{a}(i + o_k)`` (``o_k``: the ``K`` offsets with ``|o_k| <= cutoff``,
+radius, ``J[i, k, a, f] = d x_{i f} / d t_{a}(i + o_k)`` (stored ``[N, 2K, F]``: each contraction is one batched
+matrix-vector product over contiguous rows) (``o_k``: the ``K`` offsets with ``|o_k| <= cutoff``,
 the centre included; ``t_a``: an orthonormal tangent basis ``e_1, e_2`` of each spin). A step is then the MLP
 forward/backward on ``x`` and two contractions with ``J``:
 
-    g = dE/dx [B, N, F]  (MLP),     h_perp(j) = - sum_a e_a(j) sum_k sum_f J[j - o_k, f, k, a] g[j - o_k, f]
+    g = dE/dx [B, N, F]  (MLP),     h_perp(j) = - sum_a e_a(j) sum_k sum_f J[j - o_k, k, a, f] g[j - o_k, f]
 
 and back-propagation through the contraction (``J`` times the field residual). The transverse field is exact
 (the radial part, which the loss and the metric ignore, is not formed); a test checks it against the autograd
@@ -79,7 +80,7 @@ class JacobianCache:
         d, N, K = self.desc, self.N, self.K
         basis = tangent_basis(s)                                                    # [B, N, 2, 3]
         x = d(s)                                                                    # [B, N, F]
-        J = torch.zeros(s.shape[0], N, x.shape[-1], K, 2, dtype=s.dtype, device=s.device)
+        J = torch.zeros(s.shape[0], N, K, 2, x.shape[-1], dtype=s.dtype, device=s.device)
         ks = torch.arange(K, device=s.device)
         for j in range(N):
             for a in range(2):
@@ -87,8 +88,9 @@ class JacobianCache:
                 t[:, j] = basis[:, j, a]
                 _, dx = jvp(d, (s,), (t,))                                          # [B, N, F]
                 rows = self.src[j]                                                  # [K] sites that see j
-                J[:, rows, :, ks, a] = dx[:, rows].transpose(0, 1)
-        return x, J, basis
+                Ja = J.select(3, a)                                                 # [B, N, K, F] view
+                Ja[:, rows, ks] = dx[:, rows]
+        return x, J.reshape(s.shape[0], N, 2 * K, x.shape[-1]), basis
 
     def fields(self, head, idx, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Energy ``[B]`` (float64) and transverse fields ``[B, N, 3]`` of ``head`` on cached frames ``idx``."""
@@ -97,7 +99,7 @@ class JacobianCache:
         with torch.enable_grad():
             fl = head.fluctuation(x)                                                # [B, N]
             (g,) = torch.autograd.grad(fl.sum(), x, create_graph=create_graph)      # dE/dx
-            T = torch.einsum("bifka,bif->bika", J, g)                               # [B, N(i), K, 2]
+            T = torch.matmul(J, g.unsqueeze(-1)).reshape(g.shape[0], self.N, self.K, 2)   # [B, N(i), K, 2]
             ks = torch.arange(self.K, device=T.device)
             h_tan = -T[:, self.src, ks].sum(2)                                      # [B, N(j), 2]
             h = (h_tan.unsqueeze(-1) * basis).sum(-2)                               # [B, N, 3]

@@ -61,7 +61,12 @@ def make_ema(c: dict, module: torch.nn.Module) -> AveragedModel | None:
     def ema_update(averaged: list, current: list, num_averaged) -> None:
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_(averaged, current, 1.0 - d)
+        fl = [(a, b) for a, b in zip(averaged, current) if a.is_floating_point()]
+        if fl:
+            torch._foreach_lerp_([a for a, _ in fl], [b for _, b in fl], 1.0 - d)
+        for a, b in zip(averaged, current):         # integer buffers (index tables) are copied
+            if not a.is_floating_point():
+                a.copy_(b)
 
     return AveragedModel(module, multi_avg_fn=ema_update, use_buffers=True)
 
