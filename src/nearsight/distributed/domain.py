@@ -296,4 +296,4 @@ class DomainDecomposedProvider(FieldProvider):
         return {"provider": self.name, "lattice": lat.kind, "L1": lat.L1, "L2": lat.L2, **phys,
                 "model": self.card.get("name"), "model_path": self.card.get("path"), "cutoff": self.cutoff,
                 "model_dtype": str(self.model.dtype).replace("torch.", ""), "decomposition": "strips along y",
-                "world_size": self.env.world, "halo_rows": self.h}
+                "halo_rows": self.h}       # not the number of ranks: a run may resume on another number

@@ -50,7 +50,7 @@ def run_replicas(provider: FieldProvider, spins0, *, steps: int, dt: float, alph
     layout = Layout(env, B, N, local=lambda full: full[r0:r1],
                     gather=lambda t: gather_blocks(env, t, sizes, dim=0),
                     gather_energy=lambda e: gather_blocks(env, e, sizes, dim=0), noise_sizes=sizes,
-                    describe={"noise": "replica", "parallel": "replicas", "world_size": env.world})
+                    describe={"noise": "replica", "parallel": "replicas"})
     noise = ReplicaNoise(seed, B, r0, r1, provider.device)
     return run_distributed(provider, layout, spins0, noise, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                            seed=seed, every=every, out=out, observers=observers, save_fields=save_fields,
