@@ -27,7 +27,8 @@ def log_ticks(ax, axes: str = "xy") -> None:
         if lo <= 0 or hi <= 0:
             continue
         span = np.log10(hi / lo)
-        subs = (1.0,) if span > 3 else (1.0, 2.0, 5.0) if span > 1.2 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+        subs = (1.0,) if span > 3 else (1.0, 2.0, 5.0) if span > 1.2 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) \
+            if span > 0.5 else tuple(np.arange(1.0, 10.0))
         axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=15))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 1.0, numticks=15))
@@ -185,8 +186,10 @@ def snapshot_grid(lattice: Lattice, maps, times, path: str, *, label: str, cmap:
     K = len(maps)
     ncols = min(ncols, K)
     nrows = int(np.ceil(K / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 0.8, 3.3 * nrows), squeeze=False)
     xy = lattice.positions
+    aspect = float(np.ptp(xy[:, 1]) / max(np.ptp(xy[:, 0]), 1e-9))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols + 1.0, 3.4 * aspect * nrows + 0.6), squeeze=False,
+                             layout="constrained")
     lo, hi = (-vlim, vlim) if symmetric else (0.0, vlim)
     tp = None
     for k, ax in enumerate(axes.flat):

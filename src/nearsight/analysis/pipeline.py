@@ -173,9 +173,11 @@ def fit_all(res: dict, *, window=None, n_boot: int = 1000, max_fraction: float =
             continue
         fits[k] = fit.as_dict()
         L = res["lengths"][k]
-        fits[k]["L_end_of_window"] = float(np.interp(window[1], t, L))
-        fits[k]["L_over_system"] = fits[k]["L_end_of_window"] / res["system_length"]
-        fits[k]["growth_factor_in_window"] = float(np.interp(window[1], t, L) / np.interp(window[0], t, L))
+        ok = np.isfinite(L)
+        L_lo, L_hi = (float(np.interp(w, t[ok], L[ok])) for w in window)
+        fits[k]["L_end_of_window"] = L_hi
+        fits[k]["L_over_system"] = L_hi / res["system_length"]
+        fits[k]["growth_factor_in_window"] = L_hi / L_lo
         bands[k] = slopes
     return {"primary": primary, "window": list(window), "fits": fits, "slope_bands": bands}
 
