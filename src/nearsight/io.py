@@ -263,9 +263,13 @@ class TrajectoryWriter:
         if n_replicas < 1:
             raise NearsightError(f"need at least one replica, got {n_replicas}; give --replicas >= 1")
         self._lock = lock_output(path)
+        self._created = False
         try:
             self._open(attrs, n_replicas, n_sites, save_fields, resume, overwrite)
         except BaseException:
+            self._close_file()
+            if self._created:
+                _remove(self.partial)          # a file that failed while being created holds nothing
             self._release()
             raise
 
@@ -307,6 +311,7 @@ class TrajectoryWriter:
 
     def _create(self, attrs, B, N, save_fields):
         F = self.n_total
+        self._created = True
         try:
             self.f = h5py.File(self.partial, "w")
             for k, shape, dt in (("spins", (F, B, N, 3), "f8"), ("fields", (F, B, N, 3), "f8"),
@@ -323,11 +328,13 @@ class TrajectoryWriter:
             self.f.attrs.create("complete", False)                 # flipped in place by finish()
             self.f.flush()
             size = os.path.getsize(self.partial)
-        except OSError as exc:
+        except H5_ERRORS as exc:
             raise WriteFailed(f"cannot create {self.partial!r}: {_why(exc)}; free space or choose another "
-                              f"--out") from None
+                              f"--out" if _errno(exc) not in _FULL else f"not enough disk space for "
+                              f"{self.partial!r} ({_why(exc)}); free space or choose another --out") from None
         _reserve(self.partial, size)
         self._n = 0
+        self._created = False
 
     def _resume(self, attrs):
         try:
@@ -401,7 +408,7 @@ class TrajectoryWriter:
             for k, v in (("spins", spins), ("energy", energy), ("fields", fields), ("time", time), ("step", step)):
                 if k in self.f and v is not None:
                     self.f[k][n] = v
-        except OSError as exc:
+        except H5_ERRORS as exc:
             raise WriteFailed(self._failed(step, exc)) from None
         self._n = n + 1
         self._last = (int(step), _digest(spins))
@@ -419,7 +426,7 @@ class TrajectoryWriter:
                          step=np.int64(step), time=np.float64(time), n_frames=np.int64(n),
                          last_step=np.int64(last_step), last_digest=np.str_(last_digest))
             os.replace(tmp, self.ckpt)
-        except OSError as exc:
+        except H5_ERRORS as exc:
             _remove(tmp)
             raise WriteFailed(self._failed(step, exc)) from None
 
@@ -432,7 +439,7 @@ class TrajectoryWriter:
             self.f.flush()
             self.f.close()
             os.replace(self.partial, self.path)
-        except OSError as exc:
+        except H5_ERRORS as exc:
             raise WriteFailed(f"finishing {self.path!r} failed: {_why(exc)}; the run is complete in "
                               f"{self.partial!r}: free space and rerun with --resume to finish it") from None
         finally:
@@ -452,7 +459,7 @@ class TrajectoryWriter:
         if self.f is not None and self.f.id.valid:
             try:
                 self.f.close()
-            except (OSError, RuntimeError):   # the disk that failed a write may fail the close too
+            except H5_ERRORS:                 # the disk that failed a write may fail the close too
                 pass
 
     def _release(self):
@@ -474,10 +481,24 @@ class TrajectoryWriter:
 FORMAT = "nearsight-trajectory-2"
 
 
-def _why(exc: OSError) -> str:
-    if exc.errno:
-        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+H5_ERRORS = (OSError, RuntimeError)      # h5py raises RuntimeError when HDF5 fails to flush
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _errno(exc: Exception) -> int | None:
+    """The errno of an OSError, or the one HDF5 reports inside an h5py error message."""
+    import re
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    m = re.search(r"errno = (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _why(exc: Exception) -> str:
+    e = _errno(exc)
+    if e:
+        return f"{os.strerror(e)} (errno {e})"
+    return " ".join(str(exc).split())[:200] if str(exc) else type(exc).__name__
 
 
 def _show(v) -> str:
@@ -497,7 +518,7 @@ def _reserve(path: str, size: int) -> None:
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if exc.errno in _FULL:
             raise WriteFailed(f"not enough disk space for {path!r}: it needs {size / 2**20:.1f} MiB "
                               f"({_why(exc)}); free space or choose another --out") from None
         # the filesystem cannot reserve (EOPNOTSUPP, EINVAL): write errors are still caught as they happen

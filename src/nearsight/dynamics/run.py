@@ -148,7 +148,7 @@ def _loop(provider, integ, state, writer, steps, every, observers, progress, sto
         bar.close()
         res.wall_time = _time.perf_counter() - t0
         if writer is not None:
-            if finished and sys.exc_info()[0] is None:
+            if finished:
                 res.path = writer.finish()
             else:
                 writer.close()
