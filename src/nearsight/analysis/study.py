@@ -17,7 +17,6 @@ import json
 import os
 import time
 
-import numpy as np
 import yaml
 
 from ..errors import NearsightError
@@ -179,13 +178,3 @@ def run_study(cfg: dict, log=print) -> dict:
     res.pop("result", None)
     return {"summary": path, "analysis": res, "timing": timing, "comparison": comparison}
 
-
-def estimate_cost(cfg: dict, us_per_site_step: float) -> dict:
-    """CPU/GPU-seconds for the config's own settings at a measured cost per site-step."""
-    card_lattice_N = int(cfg["size"]) ** 2
-    site_steps = card_lattice_N * int(cfg["replicas"]) * int(cfg["steps"])
-    return {"site_steps": site_steps, "seconds": site_steps * us_per_site_step * 1e-6}
-
-
-def study_time_grid(cfg: dict) -> np.ndarray:
-    return np.arange(0, cfg["steps"] + 1, cfg["every"]) * cfg["dt"]
