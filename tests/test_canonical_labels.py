@@ -34,6 +34,15 @@ def test_count_and_site_densities(ens, rng):
         assert torch.equal(mu, torch.full_like(mu, m.mu))
 
 
+def test_grand_potential_is_exact_far_below_mu():
+    """Omega = -kT sum ln(1 + exp(-(eps - mu)/kT)) to rounding for levels 20-25 kT below mu, where a softplus that
+    turns linear beyond 20 kT is off by kT e^-z per level (~1e-10 relative): ED and band sums then agree to 1e-16."""
+    from nearsight.ensemble import grand_potential
+    eps = -torch.linspace(20.0, 25.0, 51, dtype=torch.float64) * 0.1
+    want = float(-0.1 * np.logaddexp(0.0, -eps.numpy() / 0.1).sum())
+    assert abs(float(grand_potential(eps, 0.0, 0.1)) - want) < 1e-14 * abs(want)
+
+
 @pytest.mark.parametrize("kind", ["square", "triangular"])
 def test_count_is_minus_dOmega_dmu(kind, rng):
     """N(S, mu) = -dOmega/dmu by central differences (kT = 0.1: Omega is smooth in mu; the Zeeman term is not a

@@ -13,7 +13,6 @@ leading shape (one chemical potential per configuration).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def fermi(eps: torch.Tensor, mu, kT: float) -> torch.Tensor:
@@ -32,7 +31,8 @@ def grand_potential(eps: torch.Tensor, mu, kT: float) -> torch.Tensor:
         mu = mu.unsqueeze(-1)
     if kT == 0:
         return torch.clamp(eps - mu, max=0.0).sum(-1)
-    return (-kT * F.softplus(-(eps - mu) / kT)).sum(-1)
+    z = -(eps - mu) / kT
+    return (-kT * torch.logaddexp(torch.zeros_like(z), z)).sum(-1)   # ln(1 + e^z), exact (softplus cuts at z > 20)
 
 
 def electron_count(eps: torch.Tensor, mu, kT: float) -> torch.Tensor:
