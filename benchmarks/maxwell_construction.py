@@ -198,7 +198,8 @@ def main():
     if a.frames:
         c = res["constructions"][-1]
         cut = 0.5 * (c["n_FM"] + c["n_AF"])
-        print(f"quench frames against x_FM = {c['x_FM']:.4f} (kT = {c['kT']}, L = {c['L']}); hole-rich: n_i/2 < {cut:.4f}")
+        print(f"quench frames against x_FM = {c['x_FM']:.4f} (kT = {c['kT']}, L = {c['L']}); "
+              f"hole-rich: n_i/2 < {cut:.4f}")
         res["frames"] = [frame_fractions(p, a.J, a.filling, c["kT"], cut) for p in a.frames]
     if a.out:
         with open(a.out, "w") as fh:

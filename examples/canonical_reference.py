@@ -10,8 +10,9 @@ the frames it drives, and those are the values printed here.
 Per recorded frame (every ``--every`` steps) it prints the replica values of ``mu*``, the electron count ``N``
 (checked against ``N_e``), the nearest-neighbour spin correlation and the fraction of ferromagnetic sites, and
 writes ``mu_star.npz`` under ``--out``: arrays step, time [F], mu, n_electrons, nn, fm_fraction [F, B] and the
-spins [F, B, N, 3] of every recorded frame (float64; canonical ED-LLG frames for held-out tests). A site counts as ferromagnetic when the mean of ``S_i . S_j`` over its
-nearest neighbours is positive (square lattice; Néel sites have it near -1).
+spins [F, B, N, 3] of every recorded frame (float64; canonical ED-LLG frames for held-out tests).
+A site counts as ferromagnetic when the mean of ``S_i . S_j`` over its nearest neighbours is positive (square
+lattice; Néel sites have it near -1).
 Settings default to the issue's: bath kT 0.005, alpha 0.5, dt 0.05 (LL form with the 1/(1+alpha^2) factor).
 """
 import argparse
@@ -82,7 +83,8 @@ def main():
     late = arr["step"] >= a.steps // 2
     summary = {"lattice": lat.kind, "size": a.size, "J": a.J, "filling": a.filling, "kT": a.kT,
                "bath_kT": a.bath_kT, "alpha": a.alpha, "dt": a.dt, "steps": a.steps, "replicas": a.replicas,
-               "seed": a.seed, "device": str(ed.device), "wall_s": r.wall_time, "mu_min": float(mu.min()), "mu_max": float(mu.max()),
+               "seed": a.seed, "device": str(ed.device), "wall_s": r.wall_time,
+               "mu_min": float(mu.min()), "mu_max": float(mu.max()),
                "mu_min_after_step0": float(mu[1:].min()), "mu_max_after_step0": float(mu[1:].max()),
                "mu_late_mean": float(mu[late].mean()), "mu_late_min": float(mu[late].min()),
                "mu_late_max": float(mu[late].max()), "fm_fraction_final": arr["fm_fraction"][-1].tolist(),
