@@ -2,7 +2,7 @@
 float32 vs float64, ML vs KPM, peak memory. Every size has a time budget; a size that runs out of memory or
 time ends its model's sweep and the largest lattice that fitted is reported.
 
-    python benchmarks/bench_gpu.py --device cuda --out results.json                 # the real run (~3-5 min)
+    python benchmarks/bench_gpu.py --device cuda --out results.json                 # the real run (~3-4 min)
     python benchmarks/bench_gpu.py --device cpu --sizes 24 48 --out /tmp/smoke.json # smoke test on CPU
 
 Measured (CUDA): an evaluation is one ``provider.compute`` (energy + fields of every site, input validation
@@ -162,7 +162,7 @@ def sweep(a, dev, name, report, save, t_start):
     save()
 
 
-def replicas(a, dev, name, report, save):
+def replicas(a, dev, name, report, save, *_):
     lat = Lattice(load_card(name)["lattice"], a.replica_size)
     prov = MLProvider(model_for(name, lat, a.dtype), lat, device=str(dev), site_chunk=a.site_chunk,
                       chunk=max(a.replicas))
@@ -255,8 +255,9 @@ def main(argv=None):
     p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: the card's")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=3, help="timed Heun steps per size")
-    p.add_argument("--budget", type=float, default=90.0, help="seconds per size")
-    p.add_argument("--total-budget", type=float, default=240.0, help="seconds for the size sweeps together")
+    p.add_argument("--budget", type=float, default=60.0, help="seconds per size")
+    p.add_argument("--total-budget", type=float, default=120.0, help="seconds for the size sweeps together")
+    p.add_argument("--hard-stop", type=float, default=210.0, help="no section starts after this many seconds")
     p.add_argument("--site-chunk", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default="bench_gpu.json")
@@ -294,12 +295,22 @@ def main(argv=None):
             a.sizes = a_sizes
         else:
             sweep(a, dev, name, report, save, t_start)
-    print(f"(2) batched replicas ({a.models[0]})", flush=True)
-    replicas(a, dev, a.models[0], report, save)
-    print("(3) float32 vs float64", flush=True)
-    precision(a, dev, a.models[0], report, save)
-    print(f"(4) ML vs KPM on {dev.type}", flush=True)
-    kpm_vs_ml(a, dev, a.models[0], report, save)
+    sections = [(f"(2) batched replicas ({a.models[0]})", replicas), ("(3) float32 vs float64", precision),
+                (f"(4) ML vs KPM on {dev.type}", kpm_vs_ml)]
+    for title, fn in sections:
+        if time.perf_counter() - t_start > a.hard_stop:
+            print(f"{title}: skipped (past --hard-stop {a.hard_stop:g} s)", flush=True)
+            report.setdefault("skipped_sections", []).append(title)
+            continue
+        print(title, flush=True)
+        try:
+            fn(a, dev, a.models[0], report, save)
+        except Exception as exc:               # noqa: BLE001 - one section's failure must not lose the others
+            _disarm()
+            msg = "out of memory" if is_oom(exc) else f"{type(exc).__name__}: {exc}"[:300]
+            print(f"  failed: {msg}", flush=True)
+            report.setdefault("failed_sections", {})[title] = msg
+            save()
     report["total_s"] = time.perf_counter() - t_start
     save()
     print(f"largest lattice that fitted: {report['largest_fit']}; {report['total_s']:.0f} s; -> {a.out}", flush=True)
