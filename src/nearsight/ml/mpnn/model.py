@@ -41,7 +41,7 @@ class MPNNCore(nn.Module):
         self.embed_v = nn.Parameter(torch.randn(c))
         self.embed_s = nn.Parameter(torch.zeros(c))
         self.embed_g = nn.Parameter(torch.randn(int(n_globals), c) / max(1, int(n_globals)) ** 0.5)
-        self.layers = nn.ModuleList([InteractionLayer(self.geometry, c, product_channels, activation,
+        self.layers = nn.ModuleList([InteractionLayer(self.geometry, c, product_channels, activation, first=(k == 0),
                                                       final=(k == int(layers) - 1)) for k in range(int(layers))])
         self.head = SiteMLP(c, hidden, activation)       # its e_ref / scale are the model's normalization
 
@@ -50,14 +50,15 @@ class MPNNCore(nn.Module):
         return len(self.layers) * self.geometry.reach
 
     def embed(self, spins: torch.Tensor, globals_: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Starting features, site-last: ``s [B, 4, c, N]``, ``v [B, 3, 4, c, N]``."""
         B, N = spins.shape[:2]
-        polar = spins.unsqueeze(-1) * self.embed_v                           # [B, N, 3, c]
+        polar = spins.transpose(1, 2).unsqueeze(2) * self.embed_v[:, None]   # [B, 3, c, N]
         zero = torch.zeros_like(polar)
-        v = torch.stack([zero, polar, zero, zero], dim=-2)                   # [B, N, 3, 4, c]
-        even = self.embed_s.expand(B, N, -1)
+        v = torch.stack([zero, polar, zero, zero], dim=2)                    # [B, 3, 4, c, N]
+        even = self.embed_s[None, :, None].expand(B, -1, N)
         if globals_ is not None:
-            even = even + (globals_ @ self.embed_g).unsqueeze(1)
-        s = torch.stack([even] + [torch.zeros_like(even)] * (N_LABELS - 1), dim=-2)   # [B, N, 4, c]
+            even = even + (globals_ @ self.embed_g).unsqueeze(-1)
+        s = torch.stack([even] + [torch.zeros_like(even)] * (N_LABELS - 1), dim=1)   # [B, 4, c, N]
         return s, v
 
 
@@ -81,8 +82,9 @@ class MPNNModel(nn.Module):
         self.core, self.lattice = core, lattice
         self.card = dict(card or {})
         device = core.head.e_ref.device
-        self.register_buffer("index", torch.as_tensor(neighbour_table(lattice, core.geometry), device=device),
-                             persistent=False)
+        table = torch.as_tensor(neighbour_table(lattice, core.geometry), device=device)
+        self.register_buffer("index", table, persistent=False)                       # [N, M]
+        self.register_buffer("gather", table.t().reshape(-1).contiguous(), persistent=False)   # offset-major
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -132,18 +134,23 @@ class MPNNModel(nn.Module):
             raise NearsightError(f"globals must have shape [B, {G}] = [{spins.shape[0]}, {G}], got {tuple(g.shape)}")
         return spins.to(self.dtype), g
 
-    def features(self, spins: torch.Tensor, globals=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final site features: scalars ``[B, N, 4, c]`` and vectors ``[B, N, 3, 4, c]`` in label blocks
-        (:data:`~.geometry.LABEL_NAMES`)."""
-        s, g = self._check(spins, globals)
+    def _run(self, spins: torch.Tensor, globals_) -> tuple[torch.Tensor, torch.Tensor]:
+        s, g = self._check(spins, globals_)
         s, v = self.core.embed(s, g)
         for layer in self.core.layers:
-            s, v = layer(s, v, self.index)
+            s, v = layer(s, v, self.gather)
         return s, v
 
+    def features(self, spins: torch.Tensor, globals=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final site features: scalars ``[B, N, 4, c]`` and vectors ``[B, N, 3, 4, c]`` in label blocks
+        (:data:`~.geometry.LABEL_NAMES`; the last layer updates only block 0 of the scalars)."""
+        s, v = self._run(spins, globals)
+        return s.permute(0, 3, 1, 2), v.permute(0, 4, 1, 2, 3)
+
     def _fluctuation(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
-        s, _ = self.features(spins, globals)
-        return self.core.head.fluctuation(s[..., 0, :])                    # even A1 scalars only
+        s, _ = self._run(spins, globals)
+        even = s[:, 0]                                                       # [B, c, N]: even A1 scalars only
+        return self.core.head.fluctuation(even, torch.arange(even.shape[1], device=even.device))
 
     def site_energies(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
         """``eps_i`` ``[B, N]`` in the model dtype."""
