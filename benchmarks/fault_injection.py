@@ -14,8 +14,9 @@ and must be marked complete. Printed counts:
 * ``resumed``: continuations with ``--resume``; ``restarted``: fresh starts after a kill before anything was
   written; ``runs_completed`` / ``identical``: finished trajectories, and how many equal the reference;
 * SIGINT only: ``clean_stop`` (exit 130 with "interrupted at step K; resume with --resume"), ``before_start``
-  (exit 130 or killed by SIGINT before the run loop, nothing written), ``completed_anyway`` (exit 0: the signal
-  came after the last step), ``swallowed`` (still running 30 s after the signal);
+  (Python's KeyboardInterrupt during start-up, i.e. while importing torch, before nearsight's handler is
+  installed; nothing is written then), ``completed_anyway`` (exit 0: the signal came after the last step),
+  ``swallowed`` (still running 30 s after the signal);
 * ``lost``: a continuation that failed (a run that could not be resumed); ``bad_exit``: any other exit status.
 
 A correct package has ``lost = swallowed = bad_exit = 0`` and ``identical = runs_completed``.
@@ -54,7 +55,8 @@ def _read(path: str) -> tuple[dict, bool]:
         return {k: f[k][()] for k in KEYS}, bool(f.attrs.get("complete"))
 
 
-def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = None, log=print) -> dict:
+def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = None, log=print,
+        signals=("SIGKILL", "SIGINT")) -> dict:
     rng = random.Random(seed)
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="nearsight-faults-")
@@ -67,7 +69,7 @@ def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = Non
         assert ref_complete, "the reference run is not marked complete"
         log(f"reference: {steps} steps, {len(ref_arrays['step'])} frames, {t_ref:.2f} s wall")
         counts = {}
-        for sig in (signal.SIGKILL, signal.SIGINT):
+        for sig in (getattr(signal, name) for name in signals):
             c = dict(delivered=0, finished_first=0, resumed=0, restarted=0, runs_completed=0, identical=0, lost=0,
                      bad_exit=0)
             if sig == signal.SIGINT:
@@ -109,8 +111,8 @@ def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = Non
                         c["completed_anyway"] += 1
                     elif rc == 130 and "interrupted at step" in last and "--resume" in last:
                         c["clean_stop"] += 1
-                    elif rc in (130, -signal.SIGINT) and not os.path.exists(out + ".partial.ckpt"):
-                        c["before_start"] += 1
+                    elif rc in (130, -signal.SIGINT, -signal.SIGABRT) and "KeyboardInterrupt" in err:
+                        c["before_start"] += 1      # Python's own handler: start-up (imports), before the run loop
                     else:
                         c["bad_exit"] += 1
                         log(f"  SIGINT run {run_id}: exit {rc}: {last}")
@@ -141,9 +143,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="LLG steps of each run (one frame per step)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one, removed)")
+    ap.add_argument("--signals", default="SIGKILL,SIGINT", help="which signals, comma separated")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    counts = run(a.n, a.steps, a.seed, a.dir, log=lambda s: print(s, flush=True))
+    counts = run(a.n, a.steps, a.seed, a.dir, log=lambda s: print(s, flush=True), signals=a.signals.split(","))
     bad = sum(c["lost"] + c["bad_exit"] + c.get("swallowed", 0) + c["runs_completed"] - c["identical"]
               for c in counts.values())
     print(f"{'OK' if bad == 0 else 'FAILED'}: {bad} problem(s) in {time.perf_counter() - t0:.0f} s")

@@ -112,6 +112,12 @@ ENERGY_UNIT = "t"
 PROVENANCE_KEYS = ("nearsight_version", "torch_version", "numpy_version", "h5py_version", "python_version",
                    "git_revision", "command_line", "created", "threads", "time_unit", "energy_unit")
 _git: list = []
+_command_line: list = []
+
+
+def set_command_line(argv: list[str]) -> None:
+    """The command line provenance records (the CLI sets it to ``nearsight ARGS`` however it was invoked)."""
+    _command_line[:] = [str(a) for a in argv]
 
 
 def git_revision() -> str | None:
@@ -151,7 +157,8 @@ def provenance() -> dict:
     from . import __version__
     out = {"nearsight_version": __version__, "torch_version": str(torch.__version__), "numpy_version": numpy.__version__,
            "h5py_version": h5py.__version__, "python_version": platform.python_version(),
-           "command_line": shlex.join([os.path.basename(sys.argv[0]) if sys.argv else "python", *sys.argv[1:]]),
+           "command_line": shlex.join(_command_line or [os.path.basename(sys.argv[0]) if sys.argv else "python",
+                                                         *sys.argv[1:]]),
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "threads": int(torch.get_num_threads()), "time_unit": TIME_UNIT, "energy_unit": ENERGY_UNIT}
     rev = git_revision()

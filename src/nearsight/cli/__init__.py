@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = one_line
         args = parser.parse_args(argv)
         name = f"nearsight {args.command}"
+        from ..runtime import set_command_line
+        set_command_line(["nearsight", *(sys.argv[1:] if argv is None else argv)])
         try:
             rc = int(args.func(args) or 0)
             sys.stdout.flush()

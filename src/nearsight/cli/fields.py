@@ -12,9 +12,11 @@ energy (see :mod:`nearsight.electrons.negf`).
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
+from ..errors import NearsightError
 from ..io import atomic_path
 from ..runtime import provenance
 from ..states import load_spins
@@ -35,6 +37,9 @@ def add_parser(sub):
 def run(args) -> int:
     cfg = vars(args)
     lattice, model = physics_from(cfg)
+    if os.path.isdir(args.out):
+        raise NearsightError(f"--out {args.out!r} is a directory; give a file name, e.g. "
+                             f"{os.path.join(args.out, 'fields.npz')!r}")
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     output_path(out, args.overwrite)
     spins = load_spins(args.spins, lattice)

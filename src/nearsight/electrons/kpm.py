@@ -65,13 +65,14 @@ state, or give ``realizations`` explicitly.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import scipy.fft
 import scipy.special
 import torch
 
-from ..errors import NearsightError
+from ..errors import NearsightError, warn
 from ..hamiltonian import SDModel, exchange_blocks, zeeman_energy
 from ..lattice import Lattice
 from .base import FieldProvider, FieldResult, transverse
@@ -87,6 +88,11 @@ AUTO_MAX_REALIZATIONS = 16
 BOUND_MARGIN = 0.01
 _GROWTH_TOL = 1e-8
 _MAX_ENTRIES = 2 ** 24  # complex entries per probe block; larger batches are split
+#: guards (issue 20): refuse a moment count whose bookkeeping alone exceeds the available memory, or whose field
+#: evaluation would take longer than this at the assumed throughput; warn above this truncation error estimate
+MAX_EVALUATION_SECONDS = 86400.0
+ASSUMED_FLOPS = 1e9
+TRUNCATION_WARNING = 0.03
 
 
 # ------------------------------------------------------------------------------------------- spectral helpers
@@ -308,6 +314,47 @@ class KPMProvider(FieldProvider):
             kernel = "none" if resolved else "jackson"
         self.kernel = kernel
         self._damp = kernel_factors(kernel, self.moments)
+        self._check_budget()
+        self.truncation_error = None          # estimated on the first evaluation (truncation_estimate)
+
+    def _check_budget(self) -> None:
+        """Refuse ``moments`` beyond what memory and time allow, with the estimates (before any work)."""
+        M, R, N = self.moments, self.n_vectors, self.lattice.N
+        need = 600.0 * M                       # bytes per configuration: moment arrays, coefficients, bookkeeping
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = float("inf")
+        flops = 1.5 * M * 2 * N * R * 8 * (len(self._hops) + 2)   # 1.5 M products H v on R probe vectors
+        secs = flops / ASSUMED_FLOPS
+        if need > avail or secs > MAX_EVALUATION_SECONDS:
+            m_max = int(min(avail / 600.0, MAX_EVALUATION_SECONDS * ASSUMED_FLOPS / (flops / M)))
+            raise NearsightError(
+                f"moments={M} is beyond this machine: about {need / 2**30:.3g} GiB per configuration "
+                f"({avail / 2**30:.3g} GiB available) and about {secs / 3600:.3g} h per field evaluation ({R} probe "
+                f"vectors, {N} sites, at ~{ASSUMED_FLOPS:.0e} flop/s); use moments <= {m_max} (e.g. "
+                f"{DEFAULT_MOMENTS}: resolution ~ pi * bandwidth / (2 * moments))")
+
+    def truncation_estimate(self, tau: np.ndarray, mu: np.ndarray) -> float:
+        """Estimated relative error of the occupation the expansion applies, ``||f_M(H) - f(H)||_F / ||f(H)||_F``
+        over the spectrum, weighted by the (Jackson-damped) KPM density of states of the spins at hand; ``f`` the
+        Fermi function at ``kT`` (a step at ``kT = 0``), ``f_M`` its truncated, kernel-damped series. A guide to the
+        field error the truncation causes, not a bound."""
+        M = self.moments
+        G = max(4 * M, 1024)
+
+        def at_nodes(c):                       # sum_n c_n T_n(x_k) on x_k = cos(pi (k + 1/2) / G)
+            a = np.zeros(G)
+            a[:M] = c
+            a[1:] *= 0.5
+            return scipy.fft.dct(a, type=3)
+        x = np.cos(np.pi * (np.arange(G) + 0.5) / G)
+        dos = np.clip(at_nodes(np.asarray(tau, dtype=np.float64).mean(0) * kernel_factors("jackson", M)), 0, None)
+        m, e = float(np.mean(mu)), self.a * x + self.b
+        f = scipy.special.expit(-(e - m) / self.model.kT) if self.model.kT > 0 else (e < m).astype(np.float64)
+        fM = at_nodes(chebyshev_coefficients("count", np.array([m]), self.model.kT, self.a, self.b, M)[0]
+                      * self._damp)
+        return float(np.sqrt((dos * (fM - f) ** 2).sum() / max((dos * f ** 2).sum(), 1e-300)))
 
     # -------------------------------------------------------------------------------------- interface
     @property
@@ -439,6 +486,12 @@ class KPMProvider(FieldProvider):
         tau_t, a_km1, a_k = self._forward(op, B)
         tau = tau_t.cpu().numpy()
         mu = self._solve_mu(tau) if m.canonical else np.full(B, m.mu)
+        if self.truncation_error is None:
+            self.truncation_error = self.truncation_estimate(tau, mu)
+            if self.truncation_error > TRUNCATION_WARNING:
+                warn(f"KPM with moments={M} ({self.kernel} kernel): the truncated expansion misses the occupation by "
+                     f"an estimated {100 * self.truncation_error:.3g}% (resolution pi a/M = {math.pi * self.a / M:.3g} "
+                     f"against kT = {m.kT:g}); the fields may be off by as much or more: raise --moments")
         mun = chebyshev_coefficients("omega", mu, m.kT, self.a, self.b, M) * self._damp    # [B, M]
         omega = (mun * tau).sum(1)
         energy = torch.as_tensor(omega + (mu * self.n_electrons if m.canonical else 0.0), device=dev)
