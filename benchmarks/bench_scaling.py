@@ -61,10 +61,26 @@ def worker(a) -> None:
             times.append(time.perf_counter() - t0)
         step = sorted(times)[len(times) // 2]
         comm = (dd.comm_seconds - comm0) / a.steps
+        halo_cost = None
+        if env.world == 1 and mode == "strong":    # cost of a halo row relative to an owned row, measured
+            from nearsight.ml.provider import MLProvider
+            ml = MLProvider(load_model(a.model, lat), lat, device=str(env.device))
+            ml.compute(state.spins)
+            t_ml, t_dd = [], []
+            for _ in range(a.steps):
+                t0 = time.perf_counter()
+                ml.compute(state.spins)
+                t_ml.append(time.perf_counter() - t0)
+                c0 = dd.compute_seconds
+                dd.compute(state.spins)
+                t_dd.append(dd.compute_seconds - c0)
+            extra = min(t_dd) / min(t_ml) - 1.0
+            halo_cost = extra * dd.lattice.L2 / (2 * dd.h)
         out.append({"mode": mode, "world": env.world, "L1": L1, "L2": L2, "N": lat.N, "rows_per_rank": dd.lattice.L2,
                     "halo_rows": dd.h, "patch_rows": dd.patch.L2, "halo_sites_per_eval": dd.halo_sites(),
                     "evals_per_step": (dd.calls - calls0) / a.steps, "step_s": step, "comm_s_per_step": comm,
-                    "comm_share": comm / step, "s_per_site_step": step / lat.N * env.world})
+                    "comm_share": comm / step, "s_per_site_step": step / lat.N * env.world,
+                    "halo_row_relative_cost": halo_cost})
     if env.is_main:
         with open(a.result, "w") as f:
             json.dump(out, f)
@@ -123,19 +139,23 @@ def main():
     one = base["strong"]
     c = one["s_per_site_step"]
     h = one["halo_rows"]
+    q = max(0.0, one["halo_row_relative_cost"])
+    print(f"\nmeasured: a halo row costs {q:.2f} of an owned row (1 process, {one['L1']}x{one['L2']}: patch of "
+          f"{one['patch_rows']} rows vs the plain provider; best of {a.steps})")
     N = 1e7
     W = int(round(math.sqrt(N)))
-    print(f"\nOn paper, 10^7 spins ({W} x {W}, {a.model}, halo {h} rows), from the measured 1-process cost "
+    print(f"On paper, 10^7 spins ({W} x {W}, {a.model}, halo {h} rows), from the measured 1-process cost "
           f"{1e6 * c:.1f} us per site and Heun step on this machine's core:")
     for K in (1, 16, 64, 256, 1024):
         rows_k = W / K
-        compute = c * N / K * (1 + 2 * h / rows_k * 0.15)   # the halo adds lattice terms only (~15% of a site's cost)
+        compute = c * N / K * (1 + 2 * h / rows_k * q)      # the halo adds lattice terms only (measured share q)
         halo_bytes = 2 * 2 * (2 * h * W * 3 * 4)             # 2 evaluations x (spins + gradients) x both sides, fp32
         comm = halo_bytes / 10e9 + 2 * 4 * 20e-6           # assumed 10 GB/s links, 20 us per message
         print(f"  K = {K:5d}: {rows_k:8.1f} rows per rank, compute ~ {compute:9.3f} s/step, halo {halo_bytes / 1e6:.2f} MB "
               f"per rank and step -> ~ {1e3 * comm:.2f} ms at 10 GB/s (assumed), step ~ {compute + comm:9.3f} s")
-    print("  (assumptions: per-site cost as measured here on one CPU core; a halo row costs ~15% of an owned row "
-          "(lattice-wide terms only, no features); interconnect 10 GB/s, 20 us latency. Not measured.)")
+    print("  (per-site cost and halo-row cost as measured here on one CPU core; interconnect 10 GB/s and 20 us per "
+          "message are assumptions, not measured; the global noise mode would add 3N normals per rank and step, "
+          "the rows mode does not)")
     if a.out:
         with open(a.out, "w") as f:
             json.dump(rows, f, indent=1)
