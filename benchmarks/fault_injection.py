@@ -107,8 +107,8 @@ def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = Non
                     elif sig == signal.SIGKILL:
                         if rc != -signal.SIGKILL:
                             c["bad_exit" if rc != 0 else "finished_first"] += 1
-                    elif rc == 0:
-                        c["completed_anyway"] += 1
+                    elif rc == 0 or (rc == 130 and os.path.exists(out)):
+                        c["completed_anyway"] += 1     # the signal came after the last step
                     elif rc == 130 and "interrupted at step" in last and "--resume" in last:
                         c["clean_stop"] += 1
                     elif rc in (130, -signal.SIGINT, -signal.SIGABRT) and "KeyboardInterrupt" in err:

@@ -57,17 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rc = int(args.func(args) or 0)
             sys.stdout.flush()
-            return rc
         except NearsightError as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
-            return exc.exit_code
+            rc = exc.exit_code
         except KeyboardInterrupt as exc:
             print(f"{name}: {exc or 'interrupted'}", file=sys.stderr)
-            return 130
+            rc = 130
         except BrokenPipeError:          # `nearsight models show X --json | head`: the reader left; say nothing
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            return 141
+            rc = 141
+    if argv is None:                     # a real command line: the work is over, its exit status is decided; a
+        import signal                    # Ctrl-C now (during interpreter teardown) must not turn it into a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return rc
 
 
 if __name__ == "__main__":  # pragma: no cover
