@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import signal
 import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 
 from nearsight import Lattice, SDModel
@@ -139,8 +137,8 @@ def sweep(a, dev, name, report, save, t_start):
             row["dtype"] = str(prov.model.dtype).replace("torch.", "")
             _disarm()
             last = row
-            print(f"  {name:24s} {L:5d}^2 N={lat.N:8d}  build {row['build_s']:6.1f} s  eval {1e3 * row['eval_s']:9.2f} ms "
-                  f"({row['site_evals_per_s']:.3e} sites/s)  Heun step {1e3 * row['heun_step_s']:9.2f} ms  "
+            print(f"  {name:24s} {L:5d}^2 N={lat.N:8d}  build {row['build_s']:6.1f} s  "
+                  f"eval {1e3 * row['eval_s']:9.2f} ms ({row['site_evals_per_s']:.3e} sites/s)  Heun step {1e3 * row['heun_step_s']:9.2f} ms  "
                   f"peak {row['peak_mib'] or 0:8.0f} MiB", flush=True)
         except Budget as exc:
             row["skipped"] = f"time: {exc}"
@@ -224,8 +222,8 @@ def kpm_vs_ml(a, dev, name, report, save):
             row["ml_eval_s"] = timed(lambda: ml.compute(s), dev, a.repeats)
             row["kpm_over_ml"] = row["kpm_eval_s"] / row["ml_eval_s"]
             row["ml_vs_kpm_transverse_rms_ratio"] = transverse_rms_ratio(ml.compute(s).fields, kpm.compute(s).fields, s)
-            print(f"  KPM (M={a.kpm_moments}, {row['kpm_vectors']} vectors) {L}^2: {1e3 * row['kpm_eval_s']:.1f} ms vs ML "
-                  f"{1e3 * row['ml_eval_s']:.2f} ms  ({row['kpm_over_ml']:.0f}x); ML vs KPM fields "
+            print(f"  KPM (M={a.kpm_moments}, {row['kpm_vectors']} vectors) {L}^2: {1e3 * row['kpm_eval_s']:.1f} ms "
+                  f"vs ML {1e3 * row['ml_eval_s']:.2f} ms  ({row['kpm_over_ml']:.0f}x); ML vs KPM fields "
                   f"{row['ml_vs_kpm_transverse_rms_ratio']:.3f}", flush=True)
         except Budget as exc:
             row["skipped"] = str(exc)
