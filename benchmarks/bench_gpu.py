@@ -138,7 +138,8 @@ def sweep(a, dev, name, report, save, t_start):
             _disarm()
             last = row
             print(f"  {name:24s} {L:5d}^2 N={lat.N:8d}  build {row['build_s']:6.1f} s  "
-                  f"eval {1e3 * row['eval_s']:9.2f} ms ({row['site_evals_per_s']:.3e} sites/s)  Heun step {1e3 * row['heun_step_s']:9.2f} ms  "
+                  f"eval {1e3 * row['eval_s']:9.2f} ms ({row['site_evals_per_s']:.3e} sites/s)  "
+                  f"Heun step {1e3 * row['heun_step_s']:9.2f} ms  "
                   f"peak {row['peak_mib'] or 0:8.0f} MiB", flush=True)
         except Budget as exc:
             row["skipped"] = f"time: {exc}"

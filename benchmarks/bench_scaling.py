@@ -152,7 +152,8 @@ def main():
         halo_bytes = 2 * 2 * (2 * h * W * 3 * 4)             # 2 evaluations x (spins + gradients) x both sides, fp32
         comm = halo_bytes / 10e9 + 2 * 4 * 20e-6           # assumed 10 GB/s links, 20 us per message
         print(f"  K = {K:5d}: {rows_k:8.1f} rows per rank, compute ~ {compute:9.3f} s/step, "
-              f"halo {halo_bytes / 1e6:.2f} MB per rank and step -> ~ {1e3 * comm:.2f} ms at 10 GB/s (assumed), step ~ {compute + comm:9.3f} s")
+              f"halo {halo_bytes / 1e6:.2f} MB per rank and step -> ~ {1e3 * comm:.2f} ms at 10 GB/s (assumed), "
+              f"step ~ {compute + comm:9.3f} s")
     print("  (per-site cost and halo-row cost as measured here on one CPU core; interconnect 10 GB/s and 20 us per "
           "message are assumptions, not measured; the global noise mode would add 3N normals per rank and step, "
           "the rows mode does not)")
