@@ -341,7 +341,7 @@ def test_distributed_resume_equals_uninterrupted(two_ranks, tmp_path):
     tmp, _ = two_ranks
     full, _ = read_trajectory(os.path.join(tmp, "dd-full.h5"))
     cut, attrs = read_trajectory(os.path.join(tmp, "dd-cut.h5"))
-    assert attrs["parallel"] == "strips" and attrs["noise"] == "global"
+    assert attrs["parallel"] == "strips" and attrs["noise_streams"] == "global"
     np.testing.assert_array_equal(cut["step"], full["step"])
     np.testing.assert_array_equal(cut["spins"], full["spins"])
     np.testing.assert_array_equal(cut["energy"], full["energy"])
@@ -365,7 +365,7 @@ def test_replicas_bit_identical_to_single_process(two_ranks, tmp_path):
     ref = run_replicas(prov, s5, steps=10, every=5, out=str(tmp_path / "rep.h5"), env=DistEnv(), **RUN)
     a, attrs = read_trajectory(os.path.join(tmp, "rep.h5"))
     b, _ = read_trajectory(ref.path)
-    assert attrs["noise"] == "replica" and a["spins"].shape == (3, 5, lat.N, 3)
+    assert attrs["noise_streams"] == "replica" and a["spins"].shape == (3, 5, lat.N, 3)
     for k in ("spins", "fields", "energy"):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     # each replica's stream depends on (seed, replica) only: replica 3 alone, as replica 3 of a run, is the same

@@ -117,7 +117,8 @@ def run_distributed(provider: FieldProvider, layout: Layout, spins0, noise: Nois
 
 def _check_same_run(writer: TrajectoryWriter, meta: dict) -> None:
     """A resumed file must have been made with the same noise streams and decomposition-independent settings."""
-    old = {k: writer.f.attrs.get(k) for k in ("noise", "seed", "dt", "alpha", "kT_llg", "scheme", "n_replicas")}
+    keys = ("noise_streams", "seed", "dt", "alpha", "kT_llg", "scheme", "n_replicas")
+    old = {k: writer.f.attrs.get(k) for k in keys}
     for k, v in old.items():
         if v is None or k not in meta:
             continue

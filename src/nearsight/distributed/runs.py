@@ -50,7 +50,7 @@ def run_replicas(provider: FieldProvider, spins0, *, steps: int, dt: float, alph
     layout = Layout(env, B, N, local=lambda full: full[r0:r1],
                     gather=lambda t: gather_blocks(env, t, sizes, dim=0),
                     gather_energy=lambda e: gather_blocks(env, e, sizes, dim=0), noise_sizes=sizes,
-                    describe={"noise": "replica", "parallel": "replicas"})
+                    describe={"noise_streams": "replica", "parallel": "replicas"})
     noise = ReplicaNoise(seed, B, r0, r1, provider.device)
     return run_distributed(provider, layout, spins0, noise, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                            seed=seed, every=every, out=out, observers=observers, save_fields=save_fields,
@@ -76,7 +76,7 @@ def run_decomposed(provider: DomainDecomposedProvider, spins0, *, steps: int, dt
         src, sizes = RowNoise(seed, lat.L1, lat.L2, own.y0, own.y1, provider.device), provider.partition.rows
     layout = Layout(env, B, N, local=lambda full: full[:, own.sites], gather=provider.gather,
                     gather_energy=lambda e: e if env.is_main else None, noise_sizes=sizes,
-                    describe={"noise": noise, "parallel": "strips"})
+                    describe={"noise_streams": noise, "parallel": "strips"})
     s0 = spins0 if len(getattr(spins0, "shape", ())) == 3 else spins0[None]
     return run_distributed(provider, layout, s0, src, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                            seed=seed, every=every, out=out, observers=observers, save_fields=save_fields,
