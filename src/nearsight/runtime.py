@@ -59,9 +59,9 @@ def usable_cores() -> int:
 def default_threads() -> tuple[int, str]:
     """``(threads, why)`` when none is asked for: ``OMP_NUM_THREADS`` if set, else the usable cores less those
     other processes keep busy (1-minute load average, which is read before this process has added any), at
-    least 1. Oversubscribed OpenMP threads spin at every barrier waiting for a preempted sibling: with one of two
-    cores busy, two threads made a 6x6 ED evaluation 70x slower than one (issue 20;
-    ``benchmarks/bench_threads.py``)."""
+    least 1. Oversubscribed OpenMP threads spin at every barrier waiting for a preempted sibling: on a 2-core box
+    with other work running, two threads made a 96x96 ML-LLG step 7x slower than one, 24x with one more busy process
+    (``benchmarks/bench_threads.py``; issue 20 saw a 6x6 ED evaluation 70x slower)."""
     import os
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env:
