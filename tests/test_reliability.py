@@ -242,3 +242,15 @@ def test_existing_output_advice_is_not_circular(tmp_path, capsys):
     assert main(["simulate", *PHYS, "--steps", "2", "--out", out, "--resume"]) == 2
     assert "finished run" in capsys.readouterr().err
     assert main(["simulate", *PHYS, "--steps", "2", "--out", out, "--overwrite"]) == 0
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_zero(tmp_path, capsys, reference):
+    """Killed after the file was created but before anything was committed: --resume starts it again (with a
+    warning) instead of refusing, and without --resume the empty leftover does not block a new run."""
+    out = str(tmp_path / "t.h5")
+    w = TrajectoryWriter(out, n_replicas=2, n_sites=16, attrs={"steps": 12, "every": 1})
+    w._close_file()
+    w._release()                         # as a SIGKILL leaves it: a .partial without a checkpoint
+    assert os.path.exists(out + ".partial") and not os.path.exists(out + ".partial.ckpt")
+    assert main(["simulate", *PHYS, *RUN, "--out", out, "--resume"]) == 0
+    assert "warning:" in capsys.readouterr().err and _same(out, reference)

@@ -16,7 +16,7 @@ import os
 import h5py
 import numpy as np
 
-from .errors import NearsightError, WriteFailed
+from .errors import NearsightError, WriteFailed, warn
 from .io import _portable, check_writable, open_h5, read_attrs, write_attrs
 from .runtime import PROVENANCE_KEYS, provenance
 
@@ -134,6 +134,10 @@ class TrajectoryWriter:
             has_partial = has_ckpt = False
         elif has_partial and not has_ckpt and self._fresh_debris():
             os.remove(self.partial)        # created, then stopped before its first checkpoint: nothing to keep
+            if resume:                     # nothing was committed, so nothing is lost by starting at step 0
+                warn(f"{self.partial!r} was stopped before its first checkpoint: starting it again from step 0")
+                self._create(attrs, B, N, save_fields)
+                return
             has_partial = False
         if resume:
             if not has_partial:
@@ -184,10 +188,11 @@ class TrajectoryWriter:
                               f"--out" if _errno(exc) not in _FULL else f"not enough disk space for "
                               f"{self.partial!r} ({_why(exc)}); free space or choose another --out") from None
         _reserve(self.partial, size)
-        self._n = 0
+        self._n, self._ck, self.fresh = 0, None, True
         self._created = False
 
     def _resume(self, attrs):
+        self.fresh = False
         try:
             self.f = h5py.File(self.partial, "r+")
         except OSError:

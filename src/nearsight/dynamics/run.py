@@ -106,6 +106,8 @@ def run_llg(provider: FieldProvider, spins0, *, steps: int, dt: float, alpha: fl
                 res = RunResult(spins=torch.as_tensor(writer.f["spins"][-1], device=provider.device), path=out)
                 res.path = writer.finish()
                 return res
+            if resume and writer.fresh:          # nothing had been committed: this is a start from step 0
+                resume = False
             if resume:
                 ck = writer.resume_state()
                 gen.set_state(torch.as_tensor(ck["rng_state"], dtype=torch.uint8))
