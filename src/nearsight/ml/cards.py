@@ -24,6 +24,13 @@ model above; a file without the key is BP — the shipped models) and ``"mpnn"``
 lattice of its kind) and ``"state_dict"``: the whole network's weights and normalization, and no descriptor. Its card
 names ``"family": "mpnn"`` and needs no ``n_features``.
 
+**mu-conditioned models** (issue 22, :mod:`nearsight.ml.canonical`): trained on labels over a window of chemical
+potentials, their network takes ``mu`` as one global input (BP: ``network["n_globals"] = 1``; MPNN:
+``n_globals = 1`` in its config) and the card holds ``mu_window`` ([lo, hi] of the labels), ``mu_conditioned: true``
+and ``mu_input`` (``mu0``, ``mu_scale``, ``n_ref``); ``filling`` / ``mu`` are then at most one *default* ensemble
+(both may be None) and the model runs at any ``mu`` in the window or at any filling reached there.
+:func:`load_model` returns such a model wrapped in :class:`~nearsight.ml.canonical.MuModel`.
+
 Shipped models live in ``src/nearsight/ml/models/NAME.pt``; :func:`load_model` takes such a name or a path and
 returns either family.
 """
@@ -38,6 +45,7 @@ import torch
 
 from ..errors import NearsightError
 from ..io import atomic_path
+from .canonical import MuModel, check_mu_input
 from .mpnn import MPNNModel, build_mpnn
 from .network import SiteEnergyModel, SiteMLP, dtype_from_name
 
@@ -61,15 +69,25 @@ def card_keys(card) -> tuple:
 def validate_card(card, where: str = "model card", *, required=None,
                   advice: str = "the model file is incompatible — retrain it with 'nearsight train'") -> dict:
     """``card`` is a dict holding every key of ``required`` (default ``REQUIRED_CARD_KEYS``) and exactly one of
-    ``filling`` / ``mu``; otherwise a NearsightError naming what is missing, followed by ``advice``."""
+    ``filling`` / ``mu`` (a mu-conditioned card: ``mu_window``, ``mu_input`` and at most one of them);
+    otherwise a NearsightError naming what is missing, followed by ``advice``."""
     if not isinstance(card, dict):
         raise NearsightError(f"{where} is not a dictionary; the model file is incompatible — retrain it")
     missing = [k for k in (card_keys(card) if required is None else required) if k not in card]
-    if (card.get("filling") is None) == (card.get("mu") is None):
+    if is_mu_card(card):
+        missing += [k for k in ("mu_window", "mu_input") if card.get(k) is None]
+        if card.get("filling") is not None and card.get("mu") is not None:
+            missing.append("at most one default of filling / mu")
+    elif (card.get("filling") is None) == (card.get("mu") is None):
         missing.append("filling or mu (exactly one)")
     if missing:
         raise NearsightError(f"{where} lacks {', '.join(missing)}; {advice}")
     return card
+
+
+def is_mu_card(card) -> bool:
+    """The card of a mu-conditioned model (trained over a window of mu; runs at any mu or filling)."""
+    return isinstance(card, dict) and bool(card.get("mu_conditioned"))
 
 
 def _same(a, b) -> bool:
@@ -92,10 +110,13 @@ def check_physics(card: dict, given: dict, *, source: str = "the command line") 
     """Raise if any non-None physics parameter in ``given`` contradicts the card (the card is authoritative)."""
     name = card.get("name", "the model")
     problems = []
+    mu_model = is_mu_card(card)
     for key in PHYSICS_KEYS:
         v = given.get(key)
         if v is None:
             continue
+        if mu_model and key in ("mu", "filling"):
+            continue                 # a mu-conditioned model runs at any mu / filling (checked by MLProvider)
         ref = card.get(key)
         if key == "B":
             ref_v = _as_vector(ref if ref is not None else (0.0, 0.0, 0.0), "B")
@@ -106,7 +127,12 @@ def check_physics(card: dict, given: dict, *, source: str = "the command line") 
         if key in ("mu", "filling") and ref is None:
             other = "filling" if key == "mu" else "mu"
             problems.append(f"{key}={v:g} was given but the model's labels are at fixed {other}="
-                            f"{card.get(other)!r}")
+                            f"{card.get(other)!r} (it is not mu-conditioned: only a model trained over a mu_window "
+                            f"runs at another mu or filling, docs/canonical.md)")
+            continue
+        if key in ("mu", "filling") and not _same(v, ref):
+            problems.append(f"{key}={v:g} but the model has {key}={ref!r} (it is not mu-conditioned: only a model "
+                            f"trained over a mu_window runs at another {key}, docs/canonical.md)")
             continue
         if ref is None:
             ref = 0.0 if key == "t2" else None
@@ -134,7 +160,11 @@ def summary_line(name: str, card: dict) -> str:
         return (f"{name:24s} {'strip':10s} J={card['J']:g} t={card['t']:g} mu={card['mu']:g} kT={card['kT']:g} "
                 f"driven (NEGF), bias {lo:g}..{hi:g}, {g.get('Lx')}x{g.get('Ly')} cutoff={card.get('cutoff', 0):g} "
                 f"{card.get('dtype', '')}{err_s}")
-    ens = f"n={card['filling']:g}" if card.get("filling") is not None else f"mu={card['mu']:g}"
+    ens = f"n={card['filling']:g}" if card.get("filling") is not None else (
+        f"mu={card['mu']:g}" if card.get("mu") is not None else "")
+    if is_mu_card(card):
+        lo, hi = card["mu_window"][:2]
+        ens = f"mu in [{lo:g},{hi:g}]" + (f" (default {ens})" if ens else "")
     sizes = (card.get("training_data") or {}).get("lattice_sizes") or []
     sz = ",".join(f"{a}x{b}" for a, b in sizes)
     net = f"F={card['n_features']}" if card.get("family", "bp") == "bp" else str(card["family"])
@@ -147,6 +177,11 @@ def save_model(path: str, model: SiteEnergyModel | MPNNModel, card: dict) -> str
     """Write the model file atomically (tmp + rename); returns ``path``. Either family; the card is stored with
     ``family`` set (``'bp'`` or ``'mpnn'``)."""
     family = getattr(model, "family", "bp")
+    if isinstance(model, MuModel):
+        card = {**card, "mu_conditioned": True, "mu_input": dict(model.mu_input)}
+        model = model.base
+    elif getattr(model, "n_globals", 0) and is_mu_card(card):
+        raise NearsightError("a mu-conditioned card needs the model wrapped in MuModel (its mu_input)")
     if card.get("family", family) != family:
         raise NearsightError(f"the card says family {card['family']!r} but the model is {family!r}; fix the card")
     card = {**card, "family": family}
@@ -159,7 +194,8 @@ def save_model(path: str, model: SiteEnergyModel | MPNNModel, card: dict) -> str
         payload = {"format": FORMAT, "version": VERSION, "family": "bp", "card": card,
                    "descriptor": model.descriptor.config(),
                    "network": {"hidden": list(head.hidden), "activation": head.activation,
-                               "dtype": card["dtype"], "n_features": head.n_features},
+                               "dtype": card["dtype"], "n_features": head.n_features,
+                               **({"n_globals": head.n_globals} if head.n_globals else {})},
                    "state_dict": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -256,10 +292,10 @@ def model_from_payload(payload: dict, lattice=None, *, where: str = "model file"
         raise NearsightError(f"{where} was trained on the {card['lattice']} lattice and cannot be used on "
                              f"{lattice.kind!r}; choose a model trained on {lattice.kind!r}")
     if payload.get("family", "bp") == "mpnn":
-        return _mpnn_from_payload(payload, lattice, where)
+        return _mu_wrap(_mpnn_from_payload(payload, lattice, where), card, where)
     dtype = dtype_from_name(net.get("dtype", card["dtype"]))
     try:
-        head = SiteMLP(int(net["n_features"]), net["hidden"], net["activation"])
+        head = SiteMLP(int(net["n_features"]), net["hidden"], net["activation"], int(net.get("n_globals", 0)))
         head.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, RuntimeError) as exc:
         raise NearsightError(f"{where} is incompatible with this network ({type(exc).__name__}: "
@@ -273,7 +309,17 @@ def model_from_payload(payload: dict, lattice=None, *, where: str = "model file"
                              f"{str(exc)[:200]}); the file is incompatible with this nearsight — retrain it") from None
     model = SiteEnergyModel(desc, head, lattice, card=card).to(dtype=dtype)
     model.requires_grad_(False)
-    return model.eval()
+    return _mu_wrap(model.eval(), card, where)
+
+
+def _mu_wrap(model, card: dict, where: str):
+    """A mu-conditioned card's network wrapped in :class:`MuModel`; other models as they are."""
+    if not is_mu_card(card):
+        return model
+    if int(getattr(model, "n_globals", 0)) != 1:
+        raise NearsightError(f"{where}: the card says mu-conditioned but the network takes "
+                             f"{getattr(model, 'n_globals', 0)} global inputs (needs 1); the file is inconsistent")
+    return MuModel(model, check_mu_input(card.get("mu_input"), f"{where}: mu_input")).eval()
 
 
 def _mpnn_from_payload(payload: dict, lattice, where: str) -> MPNNModel:

@@ -6,6 +6,11 @@
 
 The energy is summed in float64 (the fields stay in the model's dtype, float32 or float64).
 
+A model may take ``G`` global inputs (``n_globals``, default 0): numbers shared by every site of a configuration
+(``globals [B, G]``, or one per site ``[B, N, G]``), appended to each site's standardized features — the chemical
+potential of a mu-conditioned model (:mod:`nearsight.ml.canonical`). With ``n_globals = 0`` the network is exactly
+the plain one (shipped model files load and evaluate unchanged).
+
 The MLP uses smooth activations (SiLU or tanh) so that the fields, which are first derivatives, are continuous.
 ``e_ref`` is the mean energy per site of the training labels and ``scale`` the RMS of their transverse fields:
 the network learns O(1) fluctuations about a large constant. The descriptor is rebuilt for any lattice of the
@@ -37,7 +42,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 class SiteMLP(nn.Module):
     """Features ``[..., F]`` -> site energies ``[...]``, with the standardization and energy scale as buffers."""
 
-    def __init__(self, n_features: int, hidden=(32, 32), activation: str = "silu"):
+    def __init__(self, n_features: int, hidden=(32, 32), activation: str = "silu", n_globals: int = 0):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise NearsightError(f"activation must be one of {', '.join(ACTIVATIONS)} (smooth, so the fields are "
@@ -45,8 +50,11 @@ class SiteMLP(nn.Module):
         hidden = [int(h) for h in hidden]
         if not hidden or min(hidden) < 1:
             raise NearsightError(f"hidden sizes must be a non-empty list of positive integers, got {hidden!r}")
+        if isinstance(n_globals, bool) or int(n_globals) != n_globals or n_globals < 0:
+            raise NearsightError(f"n_globals must be an integer >= 0, got {n_globals!r}")
         self.n_features, self.hidden, self.activation = int(n_features), hidden, activation
-        layers, width = [], self.n_features
+        self.n_globals = int(n_globals)
+        layers, width = [], self.n_features + self.n_globals
         for h in hidden:
             layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
             width = h
@@ -57,23 +65,49 @@ class SiteMLP(nn.Module):
         self.register_buffer("e_ref", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
 
-    def fluctuation(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def fluctuation(self, x: torch.Tensor, positions: torch.Tensor | None = None,
+                    globals: torch.Tensor | None = None) -> torch.Tensor:
         """``eps_i - e_ref``: the learned part of the site energies.
 
         ``x [..., F]`` in the trained order; or, with ``positions``, channel-major ``x [B, F, N]`` in a
         descriptor's internal order, ``x[:, i]`` being trained feature ``positions[i]``
         (:meth:`Descriptor.forward` with ``ordered=False``, :meth:`Descriptor.feature_positions`): the
         normalization and the first layer are permuted instead of the features (the same result up to rounding).
+        ``globals`` (``n_globals > 0`` only): ``[B, G]`` for every site of a configuration, or ``[B, N, G]`` per site;
+        they enter the first layer as given (already normalized).
         """
+        g = self._globals(globals)
         if positions is None:
-            return self.scale * self.net(((x - self.feature_mean) / self.feature_std)).squeeze(-1)
+            z = (x - self.feature_mean) / self.feature_std
+            if g is not None:
+                g = g.unsqueeze(-2) if g.dim() == x.dim() - 1 else g
+                z = torch.cat([z, g.expand(*z.shape[:-1], self.n_globals)], -1)
+            return self.scale * self.net(z).squeeze(-1)
         first = self.net[0]
+        F = self.n_features
         w = first.weight[:, positions] / self.feature_std[positions]                          # [h, F]
         z = torch.matmul(w, x - self.feature_mean[positions, None].expand_as(x)) + first.bias[:, None]  # [B, h, N]
+        if g is not None:
+            wg = first.weight[:, F:]                                                          # [h, G]
+            z = z + (torch.matmul(g, wg.t()).unsqueeze(-1) if g.dim() == 2 else torch.matmul(g, wg.t()).transpose(-1, -2))
         return self.scale * self.net[1:](z.transpose(-1, -2)).squeeze(-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.e_ref + self.fluctuation(x)
+    def _globals(self, globals_) -> torch.Tensor | None:
+        if self.n_globals == 0:
+            if globals_ is not None:
+                raise NearsightError("this network takes no global inputs (n_globals = 0); drop globals")
+            return None
+        if globals_ is None:
+            raise NearsightError(f"this network needs {self.n_globals} global input(s) per configuration "
+                                 f"(n_globals), e.g. the chemical potential of a mu-conditioned model")
+        g = globals_.to(self.e_ref.dtype)
+        if g.shape[-1] != self.n_globals or g.dim() not in (2, 3):
+            raise NearsightError(f"globals must have shape [B, {self.n_globals}] or [B, N, {self.n_globals}], got "
+                                 f"{tuple(g.shape)}")
+        return g
+
+    def forward(self, x: torch.Tensor, globals: torch.Tensor | None = None) -> torch.Tensor:
+        return self.e_ref + self.fluctuation(x, globals=globals)
 
     @torch.no_grad()
     def set_normalization(self, feature_mean, feature_std, e_ref: float, scale: float) -> None:
@@ -89,8 +123,11 @@ class SiteMLP(nn.Module):
         self.scale.fill_(float(scale))
 
     def shape(self) -> dict:
-        return {"n_features": self.n_features, "hidden": list(self.hidden), "activation": self.activation,
-                "n_parameters": sum(p.numel() for p in self.parameters())}
+        out = {"n_features": self.n_features, "hidden": list(self.hidden), "activation": self.activation,
+               "n_parameters": sum(p.numel() for p in self.parameters())}
+        if self.n_globals:
+            out["n_globals"] = self.n_globals
+        return out
 
 
 class SiteEnergyModel(nn.Module):
@@ -113,18 +150,23 @@ class SiteEnergyModel(nn.Module):
     def cutoff(self) -> float:
         return float(self.descriptor.cutoff)
 
-    def _fluctuation(self, spins: torch.Tensor) -> torch.Tensor:
+    @property
+    def n_globals(self) -> int:
+        return self.head.n_globals
+
+    def _fluctuation(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
         """``eps_i - e_ref`` ``[B, N]`` (features in the descriptor's internal order, see SiteMLP.fluctuation)."""
         d = self.descriptor
-        return self.head.fluctuation(d(spins, ordered=False), d.feature_positions(spins.device))
+        return self.head.fluctuation(d(spins, ordered=False), d.feature_positions(spins.device), globals)
 
-    def site_energies(self, spins: torch.Tensor) -> torch.Tensor:
-        return self.head.e_ref + self._fluctuation(spins)
+    def site_energies(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
+        return self.head.e_ref + self._fluctuation(spins, globals)
 
-    def forward(self, spins: torch.Tensor) -> torch.Tensor:
+    def forward(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
         """Total energy ``[B]``, accumulated in float64 whatever the model dtype: ``N e_ref + sum_i (eps_i -
-        e_ref)``, so a float32 model's energy carries no O(N eps_32 |e_ref|) rounding of the large constant."""
-        fl = self._fluctuation(spins)
+        e_ref)``, so a float32 model's energy carries no O(N eps_32 |e_ref|) rounding of the large constant.
+        ``globals``: ``[B, n_globals]`` (or ``[B, N, n_globals]``) for a model with global inputs."""
+        fl = self._fluctuation(spins, globals)
         return fl.to(torch.float64).sum(-1) + fl.shape[-1] * self.head.e_ref.to(torch.float64)
 
     def on_lattice(self, lattice) -> "SiteEnergyModel":
@@ -140,32 +182,33 @@ class SiteEnergyModel(nn.Module):
         return SiteEnergyModel(desc, self.head, lattice, card=self.card)
 
 
-def energy_and_fields(model: nn.Module, spins: torch.Tensor, create_graph: bool = False
+def energy_and_fields(model: nn.Module, spins: torch.Tensor, create_graph: bool = False, *, mu=None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Energy ``[B]`` and fields ``h = -dE/dS`` ``[B, N, 3]`` by autograd: the one place fields are made.
 
     ``create_graph=True`` keeps the graph so a loss on the fields can be back-propagated to the weights
     (training, second-derivative checks); otherwise both outputs are detached. Spins that already require
-    grad are differentiated as they are (so ``gradcheck`` sees through this function).
+    grad are differentiated as they are (so ``gradcheck`` sees through this function). ``mu`` (``[B]``): the
+    chemical potential of a mu-conditioned model (:class:`nearsight.ml.canonical.MuModel`): fields at fixed ``mu``.
     """
     with torch.enable_grad():
         s = spins if spins.requires_grad else spins.detach().requires_grad_(True)
-        energy = model(s)
+        energy = model(s) if mu is None else model(s, mu)
         (grad,) = torch.autograd.grad(energy.sum(), s, create_graph=create_graph)
     if not create_graph:
         return energy.detach(), -grad.detach()
     return energy, -grad
 
 
-def energy_and_fields_by_sites(model: SiteEnergyModel, spins: torch.Tensor, site_chunk: int = 4096
-                               ) -> tuple[torch.Tensor, torch.Tensor]:
+def energy_and_fields_by_sites(model: SiteEnergyModel, spins: torch.Tensor, site_chunk: int = 4096,
+                               globals: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The same energy ``[B]`` and fields ``[B, N, 3]`` as :func:`energy_and_fields` (detached), with the sites
     evaluated ``site_chunk`` at a time so the memory of the per-site features stays bounded on large lattices.
 
     The lattice-wide intermediates (pair/chirality fields and block references, :meth:`Descriptor.lattice_terms`)
     are built once; each chunk's site energies are differentiated with respect to them, the gradients are summed,
     and one final backward pass carries them to the spins. Identical to the unchunked result up to rounding
-    (a test checks 1e-12 in float64).
+    (a test checks 1e-12 in float64). ``globals [B, G]``: the global inputs of a model that takes them.
     """
     desc, head = model.descriptor, model.head
     with torch.enable_grad():
@@ -177,7 +220,7 @@ def energy_and_fields_by_sites(model: SiteEnergyModel, spins: torch.Tensor, site
         energy = torch.zeros(s.shape[0], dtype=torch.float64, device=s.device)
         for start in range(0, N, max(1, int(site_chunk))):
             x = desc.site_features(f_d, b_d, slice(start, min(N, start + site_chunk)), ordered=False)
-            fl = head.fluctuation(x, positions)
+            fl = head.fluctuation(x, positions, globals)
             a, b = torch.autograd.grad(fl.sum(), [f_d, b_d])
             g_f += a
             g_b += b

@@ -6,6 +6,14 @@ time) or the message-passing :class:`~nearsight.ml.mpnn.MPNNModel` (evaluated a 
 The physics (``J``, ``t``, filling or ``mu``, the electronic ``kT`` of the labels, ...) is fixed by the model's
 card; a caller may repeat parameters, but any that contradict the card are an error. Spins are validated in
 float64 by :meth:`FieldProvider.compute`, evaluated in the model's dtype and returned as float64.
+
+A **mu-conditioned** model (:mod:`nearsight.ml.canonical`, trained over a window of ``mu``) runs in either
+ensemble: ``mu=`` (grand canonical: fields at that ``mu``, energy ``Omega(mu)``) or ``filling=`` (canonical:
+``mu*`` solved per configuration at every evaluation, warm-started from the previous call's, to
+``|N - N_e| <= mu_tol N_e``; fields at ``mu*``, energy ``F = Omega(mu*) + mu* N_e``); neither: the card's default.
+Both return extras ``mu [B]`` and ``n_electrons [B]`` (``N = -dOmega/dmu``). The canonical solve runs in float64
+(a float32 model is evaluated with its weights cast to float64 in that mode: the count must resolve 1e-10 N_e).
+A model without the mu input runs only in its card's ensemble (another ``mu`` / filling is refused).
 """
 from __future__ import annotations
 
@@ -15,7 +23,11 @@ from ..electrons.base import FieldProvider, FieldResult
 from ..errors import NearsightError
 from ..lattice import Lattice
 from ..runtime import keep_freed_memory
-from .cards import check_physics, load_model, physics_of
+import copy
+import math
+
+from .canonical import COUNT_TOL, MuModel, evaluate_canonical, evaluate_grand
+from .cards import check_physics, is_mu_card, load_model, physics_of
 from .mpnn import MPNNModel
 from .network import SiteEnergyModel, energy_and_fields, energy_and_fields_by_sites
 
@@ -34,8 +46,9 @@ class MLProvider(FieldProvider):
 
     name = "ml"
 
-    def __init__(self, model: SiteEnergyModel | MPNNModel | str, lattice: Lattice, *, device: str | None = None,
-                 chunk: int = 64, site_chunk: int = 16384, keep_memory: bool = True, globals=None):
+    def __init__(self, model: SiteEnergyModel | MPNNModel | MuModel | str, lattice: Lattice, *,
+                 device: str | None = None, chunk: int = 64, site_chunk: int = 16384, keep_memory: bool = True,
+                 globals=None, mu: float | None = None, filling: float | None = None, mu_tol: float = COUNT_TOL):
         if isinstance(model, str):
             model = load_model(model, lattice)
         self._device = torch.device(device or "cpu")
@@ -45,9 +58,57 @@ class MLProvider(FieldProvider):
         self.card = self.model.card
         self.chunk = max(1, int(chunk))
         self.site_chunk = max(1, int(site_chunk))
-        self._globals = self._check_globals(globals)
+        self.mu, self.filling, self.n_electrons, self._mu_prev = None, None, None, None
+        self.mu_tol = float(mu_tol)
+        if isinstance(self.model, MuModel):
+            if globals is not None:
+                raise NearsightError("a mu-conditioned model takes mu= or filling=, not globals=")
+            self._globals = None
+            self._set_ensemble(mu, filling)
+        else:
+            self._refuse_other_ensemble(mu, filling)
+            self._globals = self._check_globals(globals)
         if keep_memory:
             keep_freed_memory()
+
+    # ------------------------------------------------------------------------------------------- ensembles
+    def _refuse_other_ensemble(self, mu, filling) -> None:
+        if mu is not None or filling is not None:
+            check_physics(self.card, {"mu": mu, "filling": filling}, source="MLProvider")
+
+    def _set_ensemble(self, mu, filling) -> None:
+        card, name = self.card, self.card.get("name", "the model")
+        if mu is not None and filling is not None:
+            raise NearsightError("give mu (grand canonical) or filling (canonical), not both")
+        if mu is None and filling is None:
+            mu, filling = card.get("mu"), card.get("filling")
+            if mu is None and filling is None:
+                raise NearsightError(f"{name} is mu-conditioned and its card names no default ensemble: give --mu MU "
+                                     f"(grand canonical) or --filling N (canonical)")
+        lo, hi = self.model.window
+        if not 0 < self.mu_tol < 1e-3:
+            raise NearsightError(f"mu_tol must lie in (0, 1e-3) (relative tolerance of the count), got {self.mu_tol!r}")
+        if mu is not None:
+            mu = float(mu)
+            if not (math.isfinite(mu) and lo <= mu <= hi):
+                raise NearsightError(f"mu = {mu:g} lies outside the window the model {name} was trained on "
+                                     f"[{lo:g}, {hi:g}]; choose mu inside it (or train over a wider mu_window)")
+            self.mu = mu
+            return
+        filling = float(filling)
+        ne = round(filling * 2 * self.lattice.N)
+        if not (math.isfinite(filling) and 0 < ne < 2 * self.lattice.N):
+            raise NearsightError(f"filling {filling!r} gives N_e = {ne} of {2 * self.lattice.N} states; choose a "
+                                 f"filling with 0 < N_e < 2N on this lattice")
+        self.filling, self.n_electrons = filling, int(ne)
+        if self.model.dtype != torch.float64:     # the count must resolve mu_tol * N_e (module docstring)
+            self.model = copy.deepcopy(self.model).to(torch.float64)
+
+    @property
+    def ensemble(self) -> str:
+        if not isinstance(self.model, MuModel):
+            return "canonical" if self.card.get("filling") is not None else "grand canonical"
+        return "canonical" if self.filling is not None else "grand canonical"
 
     def _check_globals(self, globals_) -> torch.Tensor | None:
         G = int(getattr(self.model, "n_globals", 0))
@@ -76,6 +137,8 @@ class MLProvider(FieldProvider):
         return 2.0 * self.model.cutoff
 
     def _compute(self, spins: torch.Tensor) -> FieldResult:
+        if isinstance(self.model, MuModel):
+            return self._compute_mu(spins)
         s = spins.to(self.model.dtype)
         es, hs = [], []
         N = s.shape[1]
@@ -93,11 +156,47 @@ class MLProvider(FieldProvider):
             hs.append(h)
         return FieldResult(torch.cat(es).to(torch.float64), torch.cat(hs).to(torch.float64))
 
+    def _compute_mu(self, spins: torch.Tensor) -> FieldResult:
+        """Either ensemble of a mu-conditioned model (module docstring), a part of the batch at a time."""
+        s = spins.to(self.model.dtype)
+        B, N = s.shape[:2]
+        per_call = max(1, min(self.chunk, self.site_chunk // N))
+        canonical = self.n_electrons is not None
+        if canonical:
+            prev = self._mu_prev
+            start = (prev if prev is not None and prev.shape[0] == B and prev.device == s.device
+                     else torch.full((B,), self.model.mu0, dtype=torch.float64, device=s.device))
+        out = {k: [] for k in ("e", "h", "mu", "n")}
+        for k0 in range(0, B, per_call):
+            part = s[k0:k0 + per_call]
+            if canonical:
+                e, h, mu, n, iters = evaluate_canonical(self.model, part, self.n_electrons,
+                                                        start[k0:k0 + per_call], tol=self.mu_tol)
+                self.last_evaluations = iters
+            else:
+                mu = torch.full((part.shape[0],), self.mu, dtype=torch.float64, device=s.device)
+                e, h, n = evaluate_grand(self.model, part, mu)
+            for key, v in (("e", e), ("h", h), ("mu", mu), ("n", n)):
+                out[key].append(v)
+        mu, n = torch.cat(out["mu"]).to(torch.float64), torch.cat(out["n"]).to(torch.float64)
+        if canonical:
+            self._mu_prev = mu.detach().clone()
+        return FieldResult(torch.cat(out["e"]).to(torch.float64), torch.cat(out["h"]).to(torch.float64),
+                           {"mu": mu, "n_electrons": n})
+
     def describe(self) -> dict:
         phys = {k: v for k, v in physics_of(self.card).items() if v is not None}
-        return {**super().describe(), **phys, "model": self.card.get("name"), "model_path": self.card.get("path"),
-                "model_family": getattr(self.model, "family", "bp"), "cutoff": self.cutoff,
-                "model_dtype": self.card.get("dtype")}
+        extra = {}
+        if isinstance(self.model, MuModel):
+            phys.pop("mu", None)
+            phys.pop("filling", None)
+            phys.update({"mu": self.mu} if self.mu is not None else {"filling": self.filling})
+            extra = {"ensemble": self.ensemble, "mu_window": list(self.model.window), "mu_conditioned": True}
+            if self.filling is not None:
+                extra.update(n_electrons=self.n_electrons, mu_tol=self.mu_tol)
+        return {**super().describe(), **phys, **extra, "model": self.card.get("name"),
+                "model_path": self.card.get("path"), "model_family": getattr(self.model, "family", "bp"),
+                "cutoff": self.cutoff, "model_dtype": self.card.get("dtype")}
 
 
 def provider_from_cli(cfg: dict, lattice: Lattice, model=None) -> MLProvider:
@@ -111,4 +210,6 @@ def provider_from_cli(cfg: dict, lattice: Lattice, model=None) -> MLProvider:
                              "'nearsight models', or a .pt file made by 'nearsight train')")
     net = load_model(name, lattice)
     check_physics(net.card, cfg)
+    if is_mu_card(net.card):
+        return MLProvider(net, lattice, device=cfg.get("device"), mu=cfg.get("mu"), filling=cfg.get("filling"))
     return MLProvider(net, lattice, device=cfg.get("device"))

@@ -8,6 +8,12 @@ held out). ``train_fraction`` keeps a nested subset of the training trajectories
 ``subset_seed``, so the 1/8 subset lies inside the 1/4 one, and the internal validation set is the same for all
 fractions): the learning curves of :mod:`.curves`. Files may have different lattice sizes (a model is size-independent); each size is kept as its own
 :class:`FrameSet` so frames batch as dense ``[B, N, 3]`` tensors.
+
+**Datasets labelled over a window of mu** (attribute ``mu_window``, docs/canonical.md) carry per frame the
+chemical potential of the labels ``mu [F]``, the count ``n_electrons [F]`` and, from ED, the local densities
+``site_density [F, N]``; they are read into the FrameSet and train a mu-conditioned model. The files of one run
+are either all such datasets or none; ``physics["mu_window"]`` is the hull of the windows of ``datasets`` (the
+range the model is trained on; ``val_datasets`` do not widen it).
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from ..lattice import LATTICES, Lattice
 
 #: physics attributes that must agree across every file of a training run (None = absent)
 PHYSICS = ("lattice", "J", "t", "t2", "B", "kT", "mu", "filling")
+#: per-frame arrays of datasets labelled over a mu window (site_density optional)
+MU_ARRAYS = ("mu", "n_electrons", "site_density")
 _DEFAULTS = {"t": 1.0, "t2": 0.0, "B": [0.0, 0.0, 0.0]}
 
 
@@ -40,6 +48,10 @@ class FrameSet:
     source: str = ""
     #: per frame: the trajectory started from an ordered state (file attribute ``initial`` not 'random')
     ordered_start: np.ndarray | None = None
+    #: mu-window datasets: per frame chemical potential [F], count [F], site densities [F, N] (else None)
+    mu: torch.Tensor | None = None
+    n_electrons: torch.Tensor | None = None
+    site_density: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.ordered_start is None:
@@ -50,8 +62,9 @@ class FrameSet:
 
     def subset(self, mask: np.ndarray) -> "FrameSet":
         m = torch.as_tensor(np.asarray(mask, bool))
+        opt = {k: (None if getattr(self, k) is None else getattr(self, k)[m]) for k in MU_ARRAYS}
         return FrameSet(self.lattice, self.spins[m], self.fields[m], self.energy[m], self.trajectory[mask],
-                        self.time[mask], self.source, self.ordered_start[mask])
+                        self.time[mask], self.source, self.ordered_start[mask], **opt)
 
 
 @dataclass
@@ -83,7 +96,18 @@ def _physics(attrs: dict, path: str) -> dict:
         raise NearsightError(f"dataset {path!r} names no lattice kind (attribute 'lattice' = {kind!r}); "
                              f"regenerate it with 'nearsight generate'")
     missing = [k for k in ("J", "kT") if attrs.get(k) is None]
-    if (attrs.get("mu") is None) == (attrs.get("filling") is None):
+    window = attrs.get("mu_window")
+    if window is not None:
+        try:
+            lo, hi = (float(x) for x in window)
+        except (TypeError, ValueError):
+            raise NearsightError(f"dataset {path!r}: attribute mu_window = {window!r} is not [lo, hi]") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise NearsightError(f"dataset {path!r}: mu_window = {window!r} must be finite with lo < hi")
+        window = [lo, hi]
+        if attrs.get("mu") is not None or attrs.get("filling") is not None:
+            missing.append("a single ensemble (a mu_window dataset has mu = filling = None)")
+    elif (attrs.get("mu") is None) == (attrs.get("filling") is None):
         missing.append("exactly one of filling / mu")
     if missing:
         raise NearsightError(f"dataset {path!r} does not record {', '.join(missing)} of its labels; a model "
@@ -93,6 +117,7 @@ def _physics(attrs: dict, path: str) -> dict:
         if out[k] is None:
             out[k] = v
     out["B"] = [float(b) for b in out["B"]]
+    out["mu_window"] = window
     return out
 
 
@@ -108,7 +133,13 @@ def _agree(a: dict, b: dict) -> list[str]:
                 bad.append(k)
         elif not math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-12):
             bad.append(k)
+    if (a.get("mu_window") is None) != (b.get("mu_window") is None):
+        bad.append("mu_window (labels over a window of mu and labels at one ensemble cannot train one model)")
     return bad
+
+
+def _hull(a, b):
+    return None if a is None or b is None else [min(a[0], b[0]), max(a[1], b[1])]
 
 
 def load_frames(path: str) -> tuple[FrameSet, dict, str]:
@@ -135,9 +166,28 @@ def load_frames(path: str) -> tuple[FrameSet, dict, str]:
     traj = np.asarray(arrays.get("trajectory", np.zeros(F)), np.int64).reshape(F)
     time = np.asarray(arrays.get("time", np.zeros(F)), np.float64).reshape(F)
     ordered = np.full(F, attrs.get("initial") not in (None, "random"))
+    opt = _mu_arrays(arrays, path, F, lattice.N) if phys["mu_window"] is not None else {}
     fs = FrameSet(lattice, torch.from_numpy(s.astype(np.float64)), torch.from_numpy(h.astype(np.float64)),
-                  torch.from_numpy(e.astype(np.float64)), traj, time, path, ordered)
+                  torch.from_numpy(e.astype(np.float64)), traj, time, path, ordered, **opt)
     return fs, phys, str(attrs.get("provider") or "unknown")
+
+
+def _mu_arrays(arrays: dict, path: str, F: int, N: int) -> dict:
+    """The per-frame mu, count and (optional) site densities of a mu-window dataset, checked."""
+    out = {}
+    for k, shape in (("mu", (F,)), ("n_electrons", (F,)), ("site_density", (F, N))):
+        a = arrays.get(k)
+        if a is None:
+            if k == "site_density":
+                out[k] = None
+                continue
+            raise NearsightError(f"dataset {path!r} records a mu_window but no per-frame {k!r}; regenerate it with "
+                                 f"'nearsight generate --mu-window' (solver ed)")
+        a = np.asarray(a, np.float64)
+        if a.shape != shape or not np.isfinite(a).all():
+            raise NearsightError(f"dataset {path!r}: {k} has shape {a.shape} (want {shape}) or non-finite values")
+        out[k] = torch.from_numpy(a)
+    return out
 
 
 def _load_all(paths: list[str], offset: int = 0):
@@ -149,9 +199,10 @@ def _load_all(paths: list[str], offset: int = 0):
         else:
             bad = _agree(phys, ph)
             if bad:
-                detail = "; ".join(f"{k}: {ph[k]!r} vs {phys[k]!r}" for k in bad)
+                detail = "; ".join(f"{k}: {ph.get(k.split()[0])!r} vs {phys.get(k.split()[0])!r}" for k in bad)
                 raise NearsightError(f"dataset {p!r} was labelled with different physics than {first!r} "
                                      f"({detail}); one model is trained on one set of parameters")
+            phys["mu_window"] = _hull(phys["mu_window"], ph["mu_window"])
         # make trajectory ids unique across files
         uniq, inv = np.unique(fs.trajectory, return_inverse=True)
         fs.trajectory = inv.astype(np.int64) + offset
@@ -205,10 +256,12 @@ def _merge_sizes(sets: list[FrameSet]) -> list[FrameSet]:
         by.setdefault(fs.lattice, []).append(fs)
     out = []
     for lat, group in by.items():
+        opt = {k: (torch.cat([getattr(g, k) for g in group]) if all(getattr(g, k) is not None for g in group)
+                   else None) for k in MU_ARRAYS}
         out.append(FrameSet(lat, torch.cat([g.spins for g in group]), torch.cat([g.fields for g in group]),
                             torch.cat([g.energy for g in group]), np.concatenate([g.trajectory for g in group]),
                             np.concatenate([g.time for g in group]), ",".join(g.source for g in group),
-                            np.concatenate([g.ordered_start for g in group])))
+                            np.concatenate([g.ordered_start for g in group]), **opt))
     return out
 
 

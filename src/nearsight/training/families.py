@@ -8,20 +8,51 @@ also used for the EMA copy), sets the normalization from the training set only, 
   descriptor is fixed (one per lattice size), so its features may be cached (:mod:`.cache`).
 * ``mpnn`` — :mod:`nearsight.ml.mpnn` (imported only when asked for): ``build_mpnn(config, lattice, dtype)``; the
   learned module is the model itself and ``on_lattice`` shares its weights; ``set_normalization(e_ref, scale)``.
+
+Data labelled over a window of mu (``data.physics["mu_window"]``) make the model **mu-conditioned**
+(:mod:`nearsight.ml.canonical`): the network gets one global input (BP: ``SiteMLP(n_globals=1)``; MPNN:
+``n_globals: 1``), every view is a :class:`~nearsight.ml.canonical.MuModel` with ``mu_input`` =
+``{mu0, mu_scale}`` (centre and half-width of the window) and ``n_ref + chi_ref (mu - mu0)`` (the least-squares
+line through the label counts per site), and the energy reference is the mean of ``E/N`` less the baseline.
 """
 from __future__ import annotations
 
 import torch
 
 from ..errors import NearsightError
+from ..ml.canonical import MuModel
 from ..ml.cards import save_model
 from ..ml.network import DTYPES, SiteEnergyModel, SiteMLP
 
 
-def _energy_and_field_scale(data) -> tuple[float, float]:
-    """Mean energy per site and RMS transverse field of the training labels."""
+def mu_input_of(data) -> dict | None:
+    """``{mu0, mu_scale, n_ref}`` of a mu-conditioned model from its training data (None without a mu window)."""
+    window = data.physics.get("mu_window")
+    if window is None:
+        return None
+    lo, hi = (float(x) for x in window)
+    mu0 = 0.5 * (lo + hi)
+    n = torch.cat([fs.n_electrons / fs.lattice.N for fs in data.train])
+    d = torch.cat([fs.mu for fs in data.train]) - mu0
+    A = torch.stack([torch.ones_like(d), d], -1)
+    coef = torch.linalg.lstsq(A, n.unsqueeze(-1)).solution.squeeze(-1) if len(d) > 1 else torch.stack([n.mean(), 0 * n.mean()])
+    return {"mu0": mu0, "mu_scale": 0.5 * (hi - lo), "n_ref": float(coef[0]), "chi_ref": max(0.0, float(coef[1]))}
+
+
+def _wrap(model, mu_input):
+    return model if mu_input is None else MuModel(model, mu_input)
+
+
+def _energy_and_field_scale(data, mu_input: dict | None = None) -> tuple[float, float]:
+    """Mean energy per site (less the linear mu baseline of a mu-conditioned model) and RMS transverse field of the
+    training labels."""
     from ..electrons.base import transverse
-    e = torch.cat([fs.energy / fs.lattice.N for fs in data.train])
+    if mu_input is None:
+        e = torch.cat([fs.energy / fs.lattice.N for fs in data.train])
+    else:
+        d = [fs.mu - mu_input["mu0"] for fs in data.train]
+        e = torch.cat([fs.energy / fs.lattice.N + mu_input["n_ref"] * x + 0.5 * mu_input["chi_ref"] * x * x
+                       for fs, x in zip(data.train, d)])
     hp = torch.cat([transverse(fs.fields, fs.spins).pow(2).sum(-1).reshape(-1) for fs in data.train])
     scale = float(hp.mean().sqrt())
     return float(e.mean()), (scale if scale > 0 else 1.0)
@@ -45,11 +76,14 @@ class BPFamily:
         if len(widths) != 1:
             raise NearsightError(f"the descriptor gives different feature counts on different lattice sizes "
                                  f"({sorted(widths)}); train on one size or fix the descriptor")
+        self.mu_input = mu_input_of(data)
         torch.manual_seed(c["seed"])
-        self.learn = SiteMLP(widths.pop(), c["hidden"], c["activation"]).to(self.dtype).to(self.device)
+        self.learn = SiteMLP(widths.pop(), c["hidden"], c["activation"], n_globals=int(self.mu_input is not None)
+                             ).to(self.dtype).to(self.device)
 
     def views(self, module) -> dict:
-        return {lat: SiteEnergyModel(d, module, lat).to(self.device) for lat, d in self.descs.items()}
+        return {lat: _wrap(SiteEnergyModel(d, module, lat).to(self.device), self.mu_input)
+                for lat, d in self.descs.items()}
 
     @torch.no_grad()
     def normalize(self, data) -> None:
@@ -66,11 +100,12 @@ class BPFamily:
             for part in torch.split(fs.spins, 64):
                 feats.append(d(part.to(self.device, torch.float64)).reshape(-1, head.n_features).cpu())
         x = torch.cat(feats)
-        e_ref, scale = _energy_and_field_scale(data)
+        e_ref, scale = _energy_and_field_scale(data, self.mu_input)
         head.set_normalization(x.mean(0), x.std(0), e_ref, scale)
 
     @staticmethod
     def card(model) -> dict:
+        model = getattr(model, "base", model)
         head = model.head
         return {"family": "bp", "cutoff": model.cutoff, "field_radius": 2 * model.cutoff,
                 "n_features": head.n_features, "descriptor": model.descriptor.config(), "network": head.shape(),
@@ -93,18 +128,26 @@ class MPNNFamily:
                                  f"use family: bp") from None
         self.c, self.dtype, self.device = c, DTYPES[c["dtype"]], torch.device(c["device"])
         self.lattices = sorted({fs.lattice for fs in data.train + data.val + data.external}, key=lambda l: l.N)
+        self.mu_input = mu_input_of(data)
+        cfg = dict(c["mpnn"])
+        if self.mu_input is not None:
+            if cfg.get("n_globals", 1) not in (0, 1):
+                raise NearsightError(f"mu-window data make the model mu-conditioned (one global input, the chemical "
+                                     f"potential); mpnn n_globals = {cfg['n_globals']!r} contradicts it: drop it")
+            cfg["n_globals"] = 1
         torch.manual_seed(c["seed"])
-        self.learn = build_mpnn(dict(c["mpnn"]), self.lattices[0], self.dtype).to(self.device)
+        self.learn = build_mpnn(cfg, self.lattices[0], self.dtype).to(self.device)
 
     def views(self, module) -> dict:
-        return {lat: module.on_lattice(lat).to(self.device) for lat in self.lattices}
+        return {lat: _wrap(module.on_lattice(lat).to(self.device), self.mu_input) for lat in self.lattices}
 
     @torch.no_grad()
     def normalize(self, data) -> None:
-        self.learn.set_normalization(*_energy_and_field_scale(data))
+        self.learn.set_normalization(*_energy_and_field_scale(data, self.mu_input))
 
     @staticmethod
     def card(model) -> dict:
+        model = getattr(model, "base", model)
         shape = model.shape()
         return {"family": "mpnn", "cutoff": float(model.cutoff),
                 "field_radius": float(getattr(model, "field_radius", 2 * model.cutoff)),

@@ -13,7 +13,16 @@ per site) guards frames whose reference field nearly vanishes. ``w_b`` weights k
 by default the spread (std) of the training energies per site, so ``L_energy = 1`` is a model that knows only the
 mean. Both terms and the energy's share of the loss are logged per epoch. :func:`loss_terms` is the older,
 unnormalized per-site MSE (kept for reference and tests). ``lambda`` ramps linearly from ``start`` to ``end`` so the
-network first learns the forces, then pins the energy. The reported figure of merit everywhere is the transverse-field RMS ratio
+network first learns the forces, then pins the energy.
+
+A mu-conditioned model (labels over a window of mu) adds the electron count ``N = -dOmega/dmu`` and, optionally,
+the local counts ``n_i = -d eps_i/dmu`` against the labels' ``n_electrons`` and ``site_density``:
+
+    L_count   = < ((N_pred - N_ref) / N)^2 >_frames / count_scale^2            (weight lambda_count)
+    L_density = < (n_i,pred - n_i,ref)^2 >_sites / density_scale^2            (weight lambda_density)
+
+``count_scale`` / ``density_scale`` default to the spread (std) of the training counts per site / site densities,
+so 1 is a model that knows only the mean. The reported figure of merit everywhere is the transverse-field RMS ratio
 ``RMS(h_perp_ML - h_perp_ref) / RMS(h_perp_ref)``: 1 for a zero-field predictor, 0 for a perfect one.
 """
 from __future__ import annotations
@@ -60,6 +69,16 @@ def frame_loss(h_pred, h_ref, e_pred, e_ref, spins, *, lam: float, floor_per_sit
         f = (w * r).sum() / w.sum()
     e = energy_sq_error(e_pred, e_ref, n).mean() / float(energy_scale) ** 2
     return f + lam * e, f, e
+
+
+def count_loss(n_pred: torch.Tensor, n_ref: torch.Tensor, n_sites: int, count_scale: float) -> torch.Tensor:
+    """``L_count`` of one batch (module docstring): counts ``[B]``."""
+    return (((n_pred - n_ref.to(n_pred.dtype)) / n_sites).pow(2)).mean() / float(count_scale) ** 2
+
+
+def density_loss(ni_pred: torch.Tensor, ni_ref: torch.Tensor, density_scale: float) -> torch.Tensor:
+    """``L_density`` of one batch (module docstring): site counts ``[B, N]``."""
+    return (ni_pred - ni_ref.to(ni_pred.dtype)).pow(2).mean() / float(density_scale) ** 2
 
 
 def ramp(epoch: int, start: float, end: float, ramp_epochs: int) -> float:

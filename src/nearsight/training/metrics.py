@@ -32,7 +32,8 @@ def predict(models: dict, fs, device, dtype, chunk: int = 32) -> tuple[torch.Ten
     m = models[fs.lattice]
     es, hs = [], []
     for sl in torch.split(torch.arange(len(fs)), chunk):
-        e, h = energy_and_fields(m, fs.spins[sl].to(device, dtype))
+        mu = None if getattr(fs, "mu", None) is None else fs.mu[sl].to(device)   # mu-conditioned: the frame's mu
+        e, h = energy_and_fields(m, fs.spins[sl].to(device, dtype), mu=mu)
         es.append(e.double().cpu())
         hs.append(h.double().cpu())
     return torch.cat(es), torch.cat(hs)

@@ -38,6 +38,12 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
     lambda_start:    0.0            # weight of the energy term, ramped linearly ...
     lambda_end:      0.1            # ... to lambda_end ...
     lambda_ramp_epochs: null        # ... over this many epochs (null: half of epochs)
+    lambda_count:    1.0            # mu-window data: weight of the count term N = -dOmega/dmu (loss.py)
+    lambda_density:  0.0            # mu-window data, bp: weight of the site counts n_i = -d eps_i/dmu
+    count_scale:     null           # per-site scale of the count term (null: std of the training counts per site)
+    density_scale:   null           # scale of the site-count term (null: std of the training site densities)
+    filling:         null           # mu-window data: the default ensemble written on the card (at most one of
+    mu:              null           #   filling / mu; the model runs at any mu or filling in its window)
     cache_descriptors: auto         # bp: cache features and spin Jacobians (nearsight.training.cache) auto|true|false
     cache_memory_gb: null           # auto's budget (null: half of the free GPU memory; auto never caches on CPU)
     seed:            0
@@ -50,6 +56,13 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
 Each epoch ends with an atomic checkpoint holding everything (weights, EMA, optimizer, plateau scheduler, early
 stopping with the best weights, history); batch order is a function of seed and epoch, so a killed run resumes
 and reproduces the uninterrupted one. metrics.csv logs both loss terms and the energy's share of the loss.
+
+Datasets labelled over a window of mu (``mu_window``, docs/canonical.md) train a **mu-conditioned** model
+(:mod:`nearsight.ml.canonical`): each frame's ``mu`` is a model input, the fields are fitted at that ``mu``, the
+energy is the grand potential ``Omega(mu)`` per site, and the count ``N = -dOmega/dmu`` (autograd in ``mu``) is
+fitted to the labels' ``n_electrons`` with weight ``lambda_count`` (and, for bp, ``n_i`` to ``site_density`` with
+``lambda_density``). The card records ``mu_window``, ``mu_conditioned``, ``mu_input``, the held-out count error and
+the smallest ``dN/dmu`` met on the validation frames over the window (must be > 0 for the canonical solve).
 """
 from __future__ import annotations
 
@@ -74,7 +87,8 @@ from ..ml.network import DTYPES, dtype_from_name, energy_and_fields
 from . import cache as dcache
 from .data import TrainingData, batches, load_training_data
 from .families import FAMILIES, build_family
-from .loss import Accumulator, frame_loss, ramp
+from ..ml.canonical import count_slopes, energy_fields_count
+from .loss import Accumulator, count_loss, density_loss, frame_loss, ramp
 from .metrics import KINDS, SPLIT_TIME, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
 from .schedule import OPTIMIZERS, SCHEDULES, EarlyStopping, eval_module, lr_at, make_ema, make_optimizer, make_plateau
@@ -88,10 +102,12 @@ DEFAULTS = {
     "loss_floor": 0.01, "weight_disordered": 1.0, "split_time": SPLIT_TIME, "energy_scale": None,
     "lambda_start": 0.0, "lambda_end": 0.1, "lambda_ramp_epochs": None, "cache_descriptors": "auto",
     "cache_memory_gb": None, "seed": 0, "out": "runs/model", "name": None, "resume": True, "progress": True,
-    "device": "cpu",
+    "device": "cpu", "lambda_count": 1.0, "lambda_density": 0.0, "count_scale": None, "density_scale": None,
+    "filling": None, "mu": None,
 }
 #: keys whose None is meaningful (not "use the default")
-NULLABLE = ("name", "lambda_ramp_epochs", "patience", "grad_clip", "energy_scale", "cache_memory_gb", "ema")
+NULLABLE = ("name", "lambda_ramp_epochs", "patience", "grad_clip", "energy_scale", "cache_memory_gb", "ema",
+            "count_scale", "density_scale", "filling", "mu")
 #: keys that may change when a run is resumed (they do not change the optimization up to rounding)
 RESUMABLE = ("epochs", "patience", "resume", "progress", "device", "out", "cache_descriptors", "cache_memory_gb",
              "external_every")
@@ -101,7 +117,7 @@ METRIC_COLUMNS = (("epoch", "lr", "lambda", "train_loss", "train_field_loss", "t
                    "grad_norm", "train_transverse_rms_ratio", "train_energy_rmse_per_site")
                   + tuple(f"{p}_{k}transverse_rms_ratio" for p in _SETS for k in ("", "disordered_", "ordered_"))
                   + ("val_transverse_rmse", "val_energy_rmse_per_site", "ext_energy_rmse_per_site", "best_epoch",
-                     "seconds"))
+                     "seconds", "train_count_loss", "train_density_loss", "val_count_rmse_per_site"))
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -162,8 +178,14 @@ def check_config(config: dict) -> dict:
         _int(c, k, lo)
     _int(c, "patience", 1, nullable=True)
     for k in ("lr_min_factor", "lr_gamma", "weight_decay", "lambda_start", "lambda_end", "loss_floor",
-              "weight_disordered", "split_time"):
+              "weight_disordered", "split_time", "lambda_count", "lambda_density"):
         _float(c, k)
+    for k in ("count_scale", "density_scale"):
+        _float(c, k, nullable=True, open_lo=True)
+    _float(c, "filling", 0.0, 1.0, nullable=True, open_lo=True)
+    _float(c, "mu", -math.inf, nullable=True)
+    if c["filling"] is not None and c["mu"] is not None:
+        raise NearsightError("give at most one of filling / mu (the default ensemble of a mu-conditioned model)")
     _float(c, "lr", open_lo=True)
     _float(c, "val_fraction", 0.0, 1.0, open_lo=True)
     _float(c, "train_fraction", 0.0, 1.0, open_lo=True)
@@ -248,6 +270,24 @@ def _setup(c: dict):
                               seed=c["seed"], train_fraction=c["train_fraction"], subset_seed=c["subset_seed"])
     if not data.train or not data.val:
         raise NearsightError("after the split there are no training or no validation frames; add trajectories")
+    if data.physics["mu_window"] is None:
+        if c["filling"] is not None or c["mu"] is not None:
+            raise NearsightError("filling / mu in a training config set the default ensemble of a mu-conditioned "
+                                 "model; these datasets are labelled at one ensemble (no mu_window): drop them")
+    else:
+        lo, hi = data.physics["mu_window"]
+        if c["mu"] is not None and not lo <= c["mu"] <= hi:
+            raise NearsightError(f"mu = {c['mu']:g} lies outside the labels' mu_window [{lo:g}, {hi:g}]")
+        if c["cache_descriptors"] in (True, "true"):
+            raise NearsightError("cache_descriptors: true is not available for a mu-conditioned model (mu-window "
+                                 "data); set cache_descriptors: auto or false")
+        if c["lambda_density"] > 0:
+            if c["family"] != "bp":
+                raise NearsightError("lambda_density (site counts n_i = -d eps_i/dmu) needs family bp: a message-"
+                                     "passing site energy sees its neighbours' mu inputs; set lambda_density: 0")
+            if any(fs.site_density is None for fs in data.train + data.val):
+                raise NearsightError("lambda_density > 0 needs site_density in every dataset (ED labels); set "
+                                     "lambda_density: 0 or relabel with solver ed")
     if data.physics["kT"] == 0:
         warnings.warn("the labels were computed at electronic kT = 0, where canonical fields carry a global part "
                       "(design.md §1); a local model learns them poorly — label at a small kT such as 0.01",
@@ -266,7 +306,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     ck = _load_checkpoint(out, c)
-    use_cache = dcache.resolve(c, fam, data, dtype)
+    mu_model = fam.mu_input is not None
+    use_cache = False if mu_model else dcache.resolve(c, fam, data, dtype)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -300,6 +341,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     escale = c["energy_scale"] or (float(e_site.std()) if len(e_site) > 1 and float(e_site.std()) > 0 else 1.0)
     weights = [torch.as_tensor(np.where(disordered_mask(fs, c["split_time"]), c["weight_disordered"], 1.0))
                for fs in data.train]
+    cscale, dscale = _count_scales(c, data) if mu_model else (1.0, 1.0)
+    per_site = mu_model and c["lambda_density"] > 0
     caches = ([dcache.JacobianCache(fam.descs[fs.lattice], fs.spins, dtype, device) for fs in data.train]
               if use_cache else None)
 
@@ -315,19 +358,30 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                     g["lr"] = lr_at(c, epoch)
             lr = opt.param_groups[0]["lr"]
             learn.train()
-            acc, sums, n_b = Accumulator(), np.zeros(4), 0
+            acc, sums, n_b = Accumulator(), np.zeros(6), 0
             rng = np.random.default_rng([c["seed"], epoch])
             bar.set_description(f"epoch {epoch + 1}/{c['epochs']}")
             for k, idx in batches(data.train, c["batch_size"], rng):
                 fs = data.train[k]
                 s = fs.spins[idx].to(device, dtype)
                 h_ref, e_ref = fs.fields[idx].to(device, dtype), fs.energy[idx].to(device)  # energies stay float64
+                lc = ld = torch.zeros(())
                 if caches is not None:
                     e, h = caches[k].fields(learn, torch.as_tensor(idx, device=device))
+                elif mu_model:
+                    mu = fs.mu[idx].to(device)
+                    mu = mu[:, None].expand(-1, fs.lattice.N) if per_site else mu
+                    e, h, n_pred, ni_pred = energy_fields_count(models[fs.lattice], s, mu, create_graph=True)
                 else:
                     e, h = energy_and_fields(models[fs.lattice], s, create_graph=True)
                 loss, lf, le = frame_loss(h, h_ref, e, e_ref, s, lam=lam, floor_per_site=floor, energy_scale=escale,
                                           weights=weights[k][idx].to(device))
+                if mu_model:
+                    lc = count_loss(n_pred, fs.n_electrons[idx].to(device), fs.lattice.N, cscale)
+                    loss = loss + c["lambda_count"] * lc
+                    if per_site:
+                        ld = density_loss(ni_pred, fs.site_density[idx].to(device), dscale)
+                        loss = loss + c["lambda_density"] * ld
                 opt.zero_grad(set_to_none=True)
                 loss.backward(inputs=params)        # only the weights: no second-order work toward the spins
                 gn = torch.nn.utils.clip_grad_norm_(params, c["grad_clip"] or math.inf)
@@ -335,7 +389,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                 if ema is not None:
                     ema.update_parameters(learn)
                 acc.add(h.detach().cpu(), fs.fields[idx], e.detach().cpu(), fs.energy[idx], fs.spins[idx])
-                sums += [float(loss.detach()), float(lf.detach()), float(le.detach()) * lam, float(gn)]
+                sums += [float(loss.detach()), float(lf.detach()), float(le.detach()) * lam, float(gn),
+                         float(lc.detach()), float(ld.detach())]
                 n_b += 1
                 bar.update(1)
             learn.eval()
@@ -354,6 +409,10 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                             "train_energy_rmse_per_site": tr["energy_rmse_per_site"],
                             **_row("val", va), **_row("ext", ext), "best_epoch": es.best_epoch,
                             "seconds": time.perf_counter() - t0})
+            if mu_model:
+                history[-1].update(train_count_loss=m[4], train_density_loss=m[5] if per_site else None,
+                                   val_count_rmse_per_site=count_errors(emodels, data.val, device, dtype)[
+                                       "count_rmse_per_site"])
             if not math.isfinite(history[-1]["train_loss"]):
                 raise NearsightError(f"training diverged at epoch {epoch + 1} (loss is not finite); lower lr "
                                      f"(now {c['lr']:g}) or use dtype float64")
@@ -392,7 +451,16 @@ def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: 
     held.update({"set": "external" if external else "internal", "zero_field_rms_ratio": 1.0,
                  "internal": internal, "external": external})
     model = min(models.values(), key=lambda mdl: mdl.lattice.N)
-    phys = data.physics
+    phys = dict(data.physics)
+    mu_card = {}
+    if phys["mu_window"] is not None:
+        phys["filling"], phys["mu"] = c["filling"], c["mu"]
+        ens = ("canonical" if c["filling"] is not None else "grand canonical" if c["mu"] is not None else None)
+        mu_card = {"mu_window": list(phys["mu_window"]), "mu_conditioned": True, "mu_input": dict(fam.mu_input),
+                   "ensemble": "mu-conditioned" + (f" (default {ens})" if ens else ""),
+                   "count_held_out": {"internal": count_errors(models, data.val, device, dtype, slopes=True),
+                                      "external": (count_errors(models, data.external, device, dtype, slopes=True)
+                                                   if data.external else None)}}
     card = {
         "name": c["name"], "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "nearsight_version": __version__,
@@ -403,6 +471,7 @@ def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: 
         "training": {k: c[k] for k in DEFAULTS if k not in ("datasets", "val_datasets", "out", "name", "resume",
                                                             "progress", "descriptor", "mpnn", "hidden",
                                                             "activation")} | info,
+        **mu_card,
     }
     card = _finite(card)
     path = fam.save(str(out / f"{c['name']}.pt"), model, card)
@@ -411,6 +480,38 @@ def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: 
     plot_learning_curve(history, out / "learning_curve.png")
     plot_parity(kept, out / "parity.png", held)
     return path
+
+
+def _count_scales(c: dict, data: TrainingData) -> tuple[float, float]:
+    """Scales of the count and site-count terms (config, else the spread of the training labels)."""
+    def spread(x):
+        return float(x.std()) if x.numel() > 1 and float(x.std()) > 0 else 1.0
+    cs = c["count_scale"] or spread(torch.cat([fs.n_electrons / fs.lattice.N for fs in data.train]))
+    dens = [fs.site_density.reshape(-1) for fs in data.train if fs.site_density is not None]
+    ds = c["density_scale"] or (spread(torch.cat(dens)) if dens else 1.0)
+    return cs, ds
+
+
+def count_errors(models: dict, sets: list, device, dtype, *, slopes: bool = False, grid_points: int = 9) -> dict:
+    """Count error of a mu-conditioned model on frames at their own mu: RMS of ``(N_pred - N_ref)/N`` and the
+    largest ``|N_pred - N_ref|/N``; with ``slopes`` also the smallest ``dN/dmu`` per site met on these frames over
+    ``grid_points`` values of mu spanning the window (``> 0`` everywhere: the canonical solve is well posed)."""
+    sq, worst, frames, slope = 0.0, 0.0, 0, math.inf
+    for fs in sets:
+        m = models[fs.lattice]
+        for sl in torch.split(torch.arange(len(fs)), 16):
+            _, _, n, _ = energy_fields_count(m, fs.spins[sl].to(device, dtype), fs.mu[sl].to(device))
+            d = (n.double().cpu() - fs.n_electrons[sl]) / fs.lattice.N
+            sq, worst, frames = sq + float(d.pow(2).sum()), max(worst, float(d.abs().max())), frames + len(sl)
+            if slopes:
+                lo, hi = m.window
+                grid = np.linspace(lo, hi, grid_points)
+                slope = min(slope, float(count_slopes(m, fs.spins[sl].to(device, dtype), grid).min()) / fs.lattice.N)
+    out = {"count_rmse_per_site": math.sqrt(sq / frames) if frames else float("nan"),
+           "count_max_error_per_site": worst if frames else float("nan"), "n_frames": frames}
+    if slopes:
+        out["min_dN_dmu_per_site"] = slope if frames else float("nan")
+    return out
 
 
 def _finite(x):
