@@ -1,8 +1,7 @@
 """One interaction layer of the spin-equivariant message-passing network.
 
-Features come site-last (channel-major, like the BP descriptor's fast path): scalars ``s [B, 4, c, N]`` and
-vectors ``v [B, 3, 4, c, N]`` (3 = spin components), so every elementwise product runs over the contiguous site
-axis and every mixing is a matrix product ``[out, in] @ [B, in, N]``. The axis of size 4 is the label block (:data:`~.geometry.N_LABELS`): bit 0 = odd under ``S -> -S``, bit 1 = odd
+Features are one site-last tensor ``x [B, 4, 4, c, N]``: axis 1 is the spin component (0 = scalar, 1-3 = the
+vector's x, y, z), axis 2 the label block (:data:`~.geometry.N_LABELS`): bit 0 = odd under ``S -> -S``, bit 1 = odd
 under lattice mirrors. So the scalar blocks are the even scalars (``S.S'``), pseudoscalars (``S.(S' x S'')``) and
 their mirror-odd partners; the vector blocks are axial vectors (``S x S'``, block 0) and polar vectors (``S``, block
 1) and their mirror-odd partners. Every operation below maps labels to labels exactly:
@@ -10,9 +9,10 @@ their mirror-odd partners; the vector blocks are axial vectors (``S x S'``, bloc
 1. **Aggregate.** Neighbour features are gathered (one ``index_select`` over the neighbour table), projected on the
    lattice harmonics of each irrep ``Gamma`` and mixed by weights per (copy, label block): ``U^Gamma, V^Gamma``
    (all irreps), ``W^Gamma`` and a linear term ``L^Gamma`` (``Gamma = A1, A2``). Weights never mix label blocks.
-2. **Pair products** (body order 2): for each coupling ``Gamma1 x Gamma2 -> A1/A2``, channel by channel, for every
-   pair of label blocks: ``s s``, ``s v``, ``v s``, ``v . v`` and ``v x v`` (dot, cross). The product of blocks
-   ``b1, b2`` lands in block ``b1 ^ b2`` (``^ 2`` for an ``A2`` coupling). Mixed per block into ``P``.
+2. **Pair products** (body order 2): for each coupling ``Gamma1 x Gamma2 -> A1/A2`` (invariant tensor ``C``),
+   channel by channel: ``s s``, ``s v``, ``v s``, ``v . v`` and ``v x v`` (dot, cross), summed over every pair of
+   label blocks ``b1, b2`` that lands in block ``L = b1 ^ b2`` (``^ 2`` for an ``A2`` coupling), then mixed per
+   block into ``P``.
 3. **Triple products** (body order 3): ``P`` times ``W^{A1}`` / ``W^{A2}`` the same way — e.g. ``S_i . (S_j x
    S_k)`` from an ``E x E -> A2`` cross product dotted with the site's own spin (``d = 0`` is in every ``A1``
    aggregate).
@@ -21,12 +21,20 @@ their mirror-odd partners; the vector blocks are axial vectors (``S x S'``, bloc
    vectors); added to the input (residual). The last layer (``final``) updates only the even ``A1`` scalars, the
    only features the site energy reads.
 
-Products are formed for all 16 pairs of blocks at once (outer products over the block axis, no gathers); the mixing
-weights are stored per output block and expanded into a block-sparse matrix each call (a weight-sized operation),
-so routing ``(b1, b2) -> b1 ^ b2`` costs one matrix product. The lattice harmonics are folded into the aggregation
-weights the same way: the whole aggregation is one gather and one matrix product per label block. Dot, cross, scaling by scalars and linear mixing within a block commute with every proper rotation; the labels
-track the sign under ``-1`` (time reversal) and under mirrors. The energy is built from block 0 of the scalars
-only, so it is exactly invariant under O(3) (time reversal included), translations and the point group.
+**How it runs (few, large kernels).** The block sums of steps 2-3 are XOR convolutions over the label group
+``Z2 x Z2``, diagonal in its Walsh-Hadamard basis: with ``^X[k] = sum_b H[k, b] X[b]`` (``H[k, b] = (-1)^{|k & b|}``)
+``sum_b1 B(U[b1], V[b1 ^ L]) = 1/4 sum_k H[L, k] B(^U[k], ^V[k])`` for any bilinear ``B``. So a product costs
+4 multiplications per channel instead of 16, and the flip of an ``A2`` coupling is the sign ``H[2, k]``. The four
+bilinear kinds are one multiplication: ``O[a, i] = ^U[i] ^V[i ^ a]`` (``i, a`` spin components) holds every product
+a scalar (``a = 0``: ``s s`` and the three terms of ``v . v``) or vector component ``a`` (``s v_a``, ``v_a s`` and the
+two terms of ``(v x v)_a``) is made of, exactly once. The lattice harmonics, the couplings ``C``, the kind and sign
+tables, ``H`` and the update weights are folded into a few matrices per call (weight-sized work), so a layer is: one
+gather, one aggregation matrix product (16 block-diagonal ``(component, block)`` pieces), one ``4 x 4`` Hadamard
+matrix product, the pair multiplication and its mixing product (which returns ``^P`` for the triples and ``P``'s
+share of the update), the triple multiplication and its mixing product, the gates. Dot, cross, scaling by scalars and
+linear mixing within a block commute with every proper rotation; the labels track the sign under ``-1`` (time
+reversal) and under mirrors. The energy is built from block 0 of the scalars only, so it is exactly invariant under
+O(3) (time reversal included), translations and the point group.
 """
 from __future__ import annotations
 
@@ -35,51 +43,51 @@ import math
 import torch
 from torch import nn
 
-from .geometry import MessageGeometry, N_LABELS
+from .geometry import MessageGeometry, N_LABELS, MIRROR_ODD
 
 ACT = {"silu": nn.functional.silu, "tanh": torch.tanh}
+#: product kinds, in the order of the mixing weights: scalar kinds (``s s``, ``v . v``), vector kinds (``s v``,
+#: ``v s``, ``v x v``)
+N_SCALAR_KINDS, N_VECTOR_KINDS = 2, 3
 
 
 def _weight(*shape, fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) / math.sqrt(max(1, fan_in)))
 
 
-def _flip_mirror(x: torch.Tensor, ax: int) -> torch.Tensor:
-    """Relabel blocks ``b -> b ^ MIRROR_ODD`` (block axis ``ax < 0``): an ``A2`` aggregate of a block-``b``
-    feature is a feature of block ``b ^ 2``."""
-    return x.unflatten(ax, (2, 2)).flip(ax - 1).flatten(ax - 1, ax)
-
-
-def _outer(u: torch.Tensor, v: torch.Tensor, ax: int) -> torch.Tensor:
-    """Channel-wise products of every pair of blocks (block axis ``ax < 0`` in both): a new axis after it,
-    ``[..., 4, ...] x [..., 4, ...] -> [..., 4 (b1), 4 (b2), ...]``."""
-    return u.unsqueeze(ax) * v.unsqueeze(ax - 1)
-
-
-def _outer_cross(u: torch.Tensor, v: torch.Tensor, ax: int) -> torch.Tensor:
-    """As :func:`_outer` for vectors (component axis 1), with the cross product."""
-    a0, a1, a2 = u.unsqueeze(ax).unbind(1)
-    b0, b1, b2 = v.unsqueeze(ax - 1).unbind(1)
-    return torch.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], 1)
-
-
-def _routing() -> torch.Tensor:
-    """``R[L, b1, b2] = 1`` where the product of blocks ``b1, b2`` lands in block ``L = b1 ^ b2``."""
+def _hadamard() -> torch.Tensor:
+    """``H[k, b] = (-1)^{popcount(k & b)}``: the characters of the label group ``Z2 x Z2`` (``H H = 4``)."""
     b = torch.arange(N_LABELS)
-    return (b[None, :, None] ^ b[None, None, :] == b[:, None, None]).to(torch.float64)
+    bits = b[:, None] & b[None, :]
+    return (1 - 2 * ((bits & 1) ^ (bits >> 1))).to(torch.float64)
 
 
-def _route(w: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """Weights per output block ``w [L, S, b1, c, o]`` -> the block-sparse matrix ``[(L o), (S b1 b2 c)]``."""
-    L, S, _, c, o = w.shape
-    return torch.einsum("lsbco,lbq->losbqc", w, R[:L]).reshape(L * o, S * N_LABELS * N_LABELS * c)
+def _kinds() -> torch.Tensor:
+    """``K[a, i, kind]``: the weight (with sign) of product ``^U[i] ^V[i ^ a]`` in output component ``a`` for each
+    kind (``a = 0``: scalar kinds ``s s`` (``i = 0``), ``v . v`` (``i = 1..3``); ``a = 1..3``: vector kinds ``s v``
+    (``i = 0``), ``v s`` (``i = a``), ``v x v`` (``(v x v)_a = eps_{a i j} u_i v_j``, ``j = i ^ a``))."""
+    K = torch.zeros(4, 4, N_SCALAR_KINDS + N_VECTOR_KINDS, dtype=torch.float64)
+    K[0, 0, 0] = 1.0
+    K[0, 1:, 1] = 1.0
+    for a in (1, 2, 3):
+        K[a, 0, 2] = 1.0
+        K[a, a, 3] = 1.0
+        for i in (1, 2, 3):
+            if i != a:
+                j = i ^ a
+                K[a, i, 4] = float((a - i) * (i - j) * (j - a) / 2)     # Levi-Civita eps_{a i j}
+    return K
+
+
+#: ``PERM[a, i] = i ^ a``, flattened: the spin components of the second factor for output component ``a``
+PERM = torch.tensor([i ^ a for a in range(4) for i in range(4)])
 
 
 class InteractionLayer(nn.Module):
     """Aggregation over the message offsets, pair and triple products, gated residual update (module docstring).
 
     ``first``: the input scalars are the same on every site (only the starting even scalars), so their non-``A1``
-    harmonics vanish and are not computed. ``final``: only the even ``A1`` scalars are updated.
+    harmonics vanish and have no weights. ``final``: only the even ``A1`` scalars are updated.
     """
 
     def __init__(self, geometry: MessageGeometry, channels: int, product_channels: int, activation: str = "silu",
@@ -97,7 +105,7 @@ class InteractionLayer(nn.Module):
         self._Y = [h.Y for h in geometry.irreps]
         self._C = [cp_.C for cp_ in geometry.couplings]
         self._cache: dict = {}
-        # outputs of the aggregation: U, V for every irrep; W and L as well for A1 / A2
+        # outputs of the aggregation per irrep: U, V for every irrep; W and L as well for A1 / A2
         self.n_out = [2 * cp + ((cp + c) if k in (self.a1, self.a2) else 0) for k in range(self.n_irreps)]
         self.s_irreps = [self.a1] if self.first else list(range(self.n_irreps))
         self.agg_s = nn.ParameterList([_weight(h.Y.shape[1], N_LABELS, c, self.n_out[k], fan_in=h.Y.shape[1] * c)
@@ -105,111 +113,153 @@ class InteractionLayer(nn.Module):
         self.agg_v = nn.ParameterList([_weight(h.Y.shape[1], N_LABELS, c, self.n_out[k], fan_in=h.Y.shape[1] * c)
                                        for k, h in enumerate(geometry.irreps)])
         self.couplings = [(cp_.first, cp_.second, cp_.mirror_odd) for cp_ in geometry.couplings]
-        nk, n_w = len(self.couplings), (2 if self.a2 is not None else 1)
+        self.mirror_irreps = [k for k in (self.a1, self.a2) if k is not None]
+        nk, n_w = len(self.couplings), len(self.mirror_irreps)
+        self.Q = cp * sum(self.dims[k1] for k1, _, _ in self.couplings)   # product rows (coupling, channel, partner)
         n_out = 1 if self.final else N_LABELS     # the last layer only updates the even A1 scalars
-        # pair products: 2 scalar kinds (s s, v.v) and 3 vector kinds (s v, v s, v x v) per coupling
-        self.mix_ps = _weight(N_LABELS, 2 * nk, N_LABELS, cp, cp, fan_in=2 * nk * N_LABELS * cp)
-        self.mix_pv = _weight(N_LABELS, 3 * nk, N_LABELS, cp, cp, fan_in=3 * nk * N_LABELS * cp)
-        # update: linear terms and P per block ([block, out, in]); triple products routed like the pairs
+        # pair products per (output block, coupling x kind, channel, output); a product of channels summed over the
+        # four block pairs that land in the output block, so the fan-in counts them
+        self.mix_ps = _weight(N_LABELS, N_SCALAR_KINDS * nk, cp, cp, fan_in=N_SCALAR_KINDS * nk * N_LABELS * cp)
+        self.mix_pv = _weight(N_LABELS, N_VECTOR_KINDS * nk, cp, cp, fan_in=N_VECTOR_KINDS * nk * N_LABELS * cp)
+        # update: linear terms and P per block ([block, out, in]); triple products like the pairs
         self.mix_s = _weight(n_out, c, n_w * c + cp, fan_in=n_w * c + cp)
-        self.mix_ts = _weight(n_out, 2 * n_w, N_LABELS, cp, c, fan_in=2 * n_w * N_LABELS * cp)
+        self.mix_ts = _weight(n_out, N_SCALAR_KINDS * n_w, cp, c, fan_in=N_SCALAR_KINDS * n_w * N_LABELS * cp)
         if not self.final:
             self.mix_v = _weight(N_LABELS, c, n_w * c + cp, fan_in=n_w * c + cp)
-            self.mix_tv = _weight(N_LABELS, 3 * n_w, N_LABELS, cp, c, fan_in=3 * n_w * N_LABELS * cp)
+            self.mix_tv = _weight(N_LABELS, N_VECTOR_KINDS * n_w, cp, c, fan_in=N_VECTOR_KINDS * n_w * N_LABELS * cp)
             self.gate = nn.Linear(c, (2 * N_LABELS - 1) * c)
 
+    # --------------------------------------------------------------------------------------------- constants
     def constants(self, dtype: torch.dtype, device: torch.device) -> dict:
         key = (dtype, device)
         if key not in self._cache:
+            f64 = dict(dtype=torch.float64)
+            H = _hadamard()
+            mirror = H[MIRROR_ODD]                                    # the sign of a block flip b -> b ^ 2
+            Yv = [torch.einsum("ab,mkb->mka", torch.as_tensor(C, **f64), torch.as_tensor(self._Y[k2], **f64))
+                  for C, (_, k2, _) in zip(self._C, self.couplings)]  # V harmonics with the coupling folded in
+            # q = (coupling j, channel, partner a) -> (j, channel): the row of a product in the mixing weights
+            qsrc = torch.cat([(j * self.cp + torch.arange(self.cp)).repeat_interleave(self.dims[k1])
+                              for j, (k1, _, _) in enumerate(self.couplings)])
+            to = dict(dtype=dtype, device=device)
             self._cache[key] = {
-                "Y": [torch.as_tensor(y, dtype=dtype, device=device) for y in self._Y],
-                "C": [torch.as_tensor(c, dtype=dtype, device=device) for c in self._C],
-                "R": _routing().to(dtype=dtype, device=device)}
+                "Y": [torch.as_tensor(y, **to) for y in self._Y], "Yv": [y.to(**to) for y in Yv],
+                "H": H.to(**to), "Hq": (H / N_LABELS).to(**to), "K": _kinds().to(**to),
+                "sign_pair": torch.stack([mirror if odd else torch.ones(N_LABELS, **f64)
+                                          for _, _, odd in self.couplings]).to(**to),
+                "sign_triple": torch.stack([mirror if k == self.a2 else torch.ones(N_LABELS, **f64)
+                                            for k in self.mirror_irreps]).to(**to),
+                "qsrc": qsrc.to(device), "perm": PERM.to(device)}
         return self._cache[key]
 
-    # ------------------------------------------------------------------------------------------------ steps
-    def _fold(self, weights, irreps, Ys) -> torch.Tensor:
-        """Harmonics folded into the aggregation weights: ``[4, sum_Gamma (o d), c M]`` (rows Gamma, o, d)."""
-        parts = [torch.einsum("klco,mkd->lodcm", w, Ys[k]).flatten(1, 2).flatten(2) for w, k in zip(weights, irreps)]
-        return torch.cat(parts, 1)
+    # ------------------------------------------------------------------------------------------ folded weights
+    def _aggregation_matrix(self, weights, irreps, mix, Y, Yv) -> torch.Tensor:
+        """``[4 (block), R, c M]``: rows ``[D1 | D2 | U | V | W]`` of one spin component (scalar or vector).
 
-    def aggregate(self, s: torch.Tensor, v: torch.Tensor, gather: torch.Tensor, Ys: list) -> list:
-        """Per irrep: ``(a_s [B, 4, o, d, N], a_v [B, 3, 4, o, d, N])`` (``None`` for a skipped ``a_s``)."""
-        B, N, c, M = s.shape[0], s.shape[-1], self.c, self.M
-        x = torch.cat([s.reshape(B, -1, N), v.reshape(B, -1, N)], 1)             # [B, F, N]
-        g = x.index_select(2, gather).view(B, -1, M, N)                           # [B, F, M, N]
-        g_s = g[:, :N_LABELS * c].reshape(B, N_LABELS, c * M, N)
-        g_v = g[:, N_LABELS * c:].reshape(B, 3, N_LABELS, c * M, N)
-        a_s = torch.matmul(self._fold(self.agg_s, self.s_irreps, Ys), g_s)        # [B, 4, rows_s, N]
-        a_v = torch.matmul(self._fold(self.agg_v, range(self.n_irreps), Ys), g_v)  # [B, 3, 4, rows_v, N]
-        out, i_s, i_v = [], 0, 0
+        ``D1`` = the update's linear ``A1`` term (``mix[:, :, :c] L^{A1}``), ``D2`` = the ``A2`` one computed in
+        block ``b`` for output block ``b ^ 2`` (present with ``A2`` only), ``U`` / ``V`` = the first / second factor
+        of every coupling (``C`` folded into ``V``), ``W`` = the third factors (``A1``, ``A2``)."""
+        c, cp, M = self.c, self.cp, self.M
+        ref = self.agg_v[0]
+        wk = dict(zip(irreps, weights))                               # [copies, 4, c, n_out] per irrep
+        F = {k: torch.einsum("klco,mka->loacm", w, Y[k]) for k, w in wk.items()}       # [4, n_out, d, c, M]
         for k in range(self.n_irreps):
-            rows = self.n_out[k] * self.dims[k]
-            part_v = a_v[..., i_v:i_v + rows, :].unflatten(-2, (self.n_out[k], self.dims[k]))
-            i_v += rows
-            part_s = None
-            if k in self.s_irreps:
-                part_s = a_s[..., i_s:i_s + rows, :].unflatten(-2, (self.n_out[k], self.dims[k]))
-                i_s += rows
-            out.append((part_s, part_v))
-        return out
+            if k not in F:                                            # a vanishing (first-layer scalar) aggregate
+                F[k] = ref.new_zeros(N_LABELS, self.n_out[k], self.dims[k], c, M)
+        U = [F[k1][:, :cp].flatten(1, 2) for k1, _, _ in self.couplings]
+        V = [torch.einsum("klco,mka->loacm", wk[k2][:, :, :, cp:2 * cp], Yv[j]).flatten(1, 2) if k2 in wk
+             else ref.new_zeros(N_LABELS, cp * self.dims[k2], c, M) for j, (_, k2, _) in enumerate(self.couplings)]
+        W = [F[k][:, 2 * cp:3 * cp, 0] for k in self.mirror_irreps]
+        rows = []
+        if mix is not None:
+            full = torch.cat([mix, mix.new_zeros(N_LABELS - mix.shape[0], *mix.shape[1:])]) \
+                if mix.shape[0] < N_LABELS else mix                   # [4 (out block), c, n_w c + cp]
+            rows.append(torch.einsum("lpo,locm->lpcm", full[:, :, :c], F[self.a1][:, 3 * cp:, 0]))
+            if self.a2 is not None:
+                flip = torch.arange(N_LABELS, device=mix.device) ^ MIRROR_ODD
+                rows.append(torch.einsum("lpo,locm->lpcm", full[flip, :, c:2 * c], F[self.a2][:, 3 * cp:, 0]))
+        else:
+            rows.append(ref.new_zeros(N_LABELS, c * (2 if self.a2 is not None else 1), c, M))
+        rows += U + V + W
+        return torch.cat([r.flatten(2) for r in rows], 1)
 
-    def forward(self, s: torch.Tensor, v: torch.Tensor, gather: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``s [B, 4, c, N]``, ``v [B, 3, 4, c, N]``, ``gather [M N]`` (the neighbour table, offset-major) ->
-        updated ``(s, v)``."""
-        c, cp = self.c, self.cp
-        B, N = s.shape[0], s.shape[-1]
-        const = self.constants(s.dtype, s.device)
-        R = const["R"]
-        agg = self.aggregate(s, v, gather, const["Y"])
-        ps, pv = [], []
-        for j, (k1, k2, odd) in enumerate(self.couplings):
-            C = const["C"][j]
-            us, uv = agg[k1][0], agg[k1][1][:, :, :, :cp]                  # [B,4,cp,d,N], [B,3,4,cp,d,N]
-            us = us[:, :, :cp] if us is not None else None
-            vs, vv = agg[k2][0], torch.matmul(C, agg[k2][1][:, :, :, cp:2 * cp])
-            vs = torch.matmul(C, vs[:, :, cp:2 * cp]) if vs is not None else None
-            if odd:
-                vs = _flip_mirror(vs, -4) if vs is not None else None
-                vv = _flip_mirror(vv, -4)
-            zero = torch.zeros((), dtype=s.dtype, device=s.device)
-            ps.append(_outer(us, vs, -4).sum(-2).reshape(B, -1, N) if us is not None and vs is not None
-                      else zero.expand(B, 16 * cp, N))                                   # s s
-            ps.append(_outer(uv, vv, -4).sum((1, -2)).reshape(B, -1, N))                     # v . v
-            pv.append(_outer(us.unsqueeze(1), vv, -4).sum(-2).reshape(B, 3, -1, N) if us is not None
-                      else zero.expand(B, 3, 16 * cp, N))                                # s v
-            pv.append(_outer(uv, vs.unsqueeze(1), -4).sum(-2).reshape(B, 3, -1, N) if vs is not None
-                      else zero.expand(B, 3, 16 * cp, N))                                # v s
-            pv.append(_outer_cross(uv, vv, -4).sum(-2).reshape(B, 3, -1, N))                # v x v
-        p_s = torch.matmul(_route(self.mix_ps, R), torch.cat(ps, 1)).view(B, N_LABELS, cp, N)
-        p_v = torch.matmul(_route(self.mix_pv, R), torch.cat(pv, 2)).view(B, 3, N_LABELS, cp, N)
-        lin_s, lin_v, ts, tv = [], [], [], []
-        for k, odd in ((self.a1, False), (self.a2, True)):
-            if k is None:
-                continue
-            a_s, a_v = agg[k][0][..., 0, :], agg[k][1][..., 0, :]           # d = 1: [B,4,o,N], [B,3,4,o,N]
-            w_s, w_v = a_s[:, :, 2 * cp:3 * cp], a_v[:, :, :, 2 * cp:3 * cp]
-            l_s, l_v = a_s[:, :, 3 * cp:], a_v[:, :, :, 3 * cp:]
-            if odd:
-                w_s, w_v, l_s, l_v = (_flip_mirror(x, -3) for x in (w_s, w_v, l_s, l_v))
-            lin_s.append(l_s)
-            lin_v.append(l_v)
-            ts.append(_outer(p_s, w_s, -3).reshape(B, -1, N))
-            ts.append(_outer(p_v, w_v, -3).sum(1).reshape(B, -1, N))
-            if not self.final:
-                tv.append(_outer(p_s.unsqueeze(1), w_v, -3).reshape(B, 3, -1, N))
-                tv.append(_outer(p_v, w_s.unsqueeze(1), -3).reshape(B, 3, -1, N))
-                tv.append(_outer_cross(p_v, w_v, -3).reshape(B, 3, -1, N))
-        n_out = self.mix_s.shape[0]
-        ds = (torch.matmul(self.mix_s, torch.cat(lin_s + [p_s], 2)[:, :n_out])
-              + torch.matmul(_route(self.mix_ts, R), torch.cat(ts, 1)).view(B, n_out, c, N))
+    def _pair_matrix(self, const) -> torch.Tensor:
+        """``[4 (component a), 4 cp + n c, 16 Q]``: products ``O[a, i, k, q]`` -> rows ``[^P (k, o) | D (L, c)]``
+        (``^P`` the Hadamard transform of the mixed pair products, ``D`` their share of the update)."""
+        cp, nk, c = self.cp, len(self.couplings), self.c
+        w5 = torch.cat([self.mix_ps.view(N_LABELS, nk, N_SCALAR_KINDS, cp, cp),
+                        self.mix_pv.view(N_LABELS, nk, N_VECTOR_KINDS, cp, cp)], 2)       # [L, j, kind, ch, o]
+        mix = torch.einsum("ain,ljnco,lk,jk->aloikjc", const["K"], w5, const["Hq"], const["sign_pair"])
+        mix = mix.flatten(-2).index_select(-1, const["qsrc"])                           # [a, L, o, i, k, Q]
+        p_hat = torch.einsum("kl,alo...->ako...", const["H"], mix).flatten(1, 2)        # [a, 4 cp, i, k, Q]
+        ws = self.mix_s[:, :, -cp:]
         if self.final:
-            ds = torch.cat([ACT[self.activation](ds), torch.zeros_like(s[:, 1:])], 1)
-            return s + ds, v
-        dv = (torch.matmul(self.mix_v, torch.cat(lin_v + [p_v], 3))
-              + torch.matmul(_route(self.mix_tv, R), torch.cat(tv, 2)).view(B, 3, N_LABELS, c, N))
-        gates = torch.sigmoid(torch.matmul(self.gate.weight, ds[:, 0]) + self.gate.bias[:, None])
+            d = torch.einsum("po,o...->p...", ws[0], mix[0, 0])[None]
+            d = torch.cat([d, d.new_zeros(3, *d.shape[1:])])                           # [a, c, i, k, Q]
+        else:
+            wm = torch.stack([ws] + [self.mix_v[:, :, -cp:]] * 3)                       # [a, L, c, o]
+            d = torch.einsum("alpo,alo...->alp...", wm, mix).flatten(1, 2)              # [a, 4 c, i, k, Q]
+        return torch.cat([p_hat, d], 1).flatten(2)
+
+    def _triple_matrix(self, const) -> torch.Tensor:
+        """``[a, n c, 16 n_w cp]``: triple products ``T[a, i, k, (irrep, ch)]`` -> update rows ``(L, c)``."""
+        cp, c, n_w = self.cp, self.c, len(self.mirror_irreps)
+        if self.final:
+            w = self.mix_ts.view(1, n_w, N_SCALAR_KINDS, cp, c)
+            K, Hq = const["K"][:1, :, :N_SCALAR_KINDS], const["Hq"][:1]
+        else:
+            w = torch.cat([self.mix_ts.view(N_LABELS, n_w, N_SCALAR_KINDS, cp, c),
+                           self.mix_tv.view(N_LABELS, n_w, N_VECTOR_KINDS, cp, c)], 2)
+            K, Hq = const["K"], const["Hq"]
+        mix = torch.einsum("ain,lwnco,lk,wk->aloikwc", K, w, Hq, const["sign_triple"])   # [a, L, c_out, i, k, w, ch]
+        return mix.flatten(1, 2).flatten(2)
+
+    # ---------------------------------------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
+        """``x [B, 4 (component), 4 (block), c, N]``, ``gather [M N]`` (the neighbour table, offset-major) ->
+        the updated ``x``."""
+        c, cp, Q, M = self.c, self.cp, self.Q, self.M
+        B, N = x.shape[0], x.shape[-1]
+        const = self.constants(x.dtype, x.device)
+        n_w = len(self.mirror_irreps)
+        # 1. aggregation: one gather, one block-diagonal matrix product for the 16 (component, block) pieces
+        w_s = self._aggregation_matrix(self.agg_s, self.s_irreps, self.mix_s[:, :, :-cp], const["Y"], const["Yv"])
+        w_v = self._aggregation_matrix(self.agg_v, range(self.n_irreps), None if self.final else self.mix_v[:, :, :-cp],
+                                       const["Y"], const["Yv"])
+        R = w_s.shape[1]
+        weight = torch.cat([w_s[None], w_v[None].expand(3, -1, -1, -1)]).view(4 * N_LABELS, R, c * M)
+        g = x.reshape(B, -1, N).index_select(2, gather).view(B, 4 * N_LABELS, c * M, N)
+        a = torch.matmul(weight, g)                                                    # [B, 16, R, N]
+        n_d = c * (2 if self.a2 is not None else 1)
+        # 2. the Walsh-Hadamard transform over the blocks, pair products of every kind in one multiplication
+        ah = torch.matmul(const["H"], a.view(B, 4, N_LABELS, R * N)).view(B, 4, N_LABELS, R, N)
+        u, v, w3 = ah[:, :, :, n_d:n_d + Q], ah[:, :, :, n_d + Q:n_d + 2 * Q], ah[:, :, :, n_d + 2 * Q:]
+        v = v.index_select(1, const["perm"]).view(B, 4, 4, N_LABELS, Q, N)              # [B, a, i, k, Q, N]
+        o = u.unsqueeze(1) * v
+        pm = torch.matmul(self._pair_matrix(const), o.view(B, 4, -1, N))               # [B, a, 4 cp + n c, N]
+        p_hat = pm[:, :, :N_LABELS * cp].view(B, 4, N_LABELS, 1, cp, N)
+        d_pair = pm[:, :, N_LABELS * cp:]
+        # 3. triple products
+        w3 = w3.reshape(B, 4, N_LABELS, n_w, cp, N)
+        if self.final:
+            t = (p_hat * w3).view(B, 1, -1, N)                                         # output component 0 only
+        else:
+            t = (p_hat.unsqueeze(1) * w3.index_select(1, const["perm"]).view(B, 4, 4, N_LABELS, n_w, cp, N))
+            t = t.view(B, 4, -1, N)
+        d_triple = torch.matmul(self._triple_matrix(const), t)                         # [B, a, n c, N]
+        # 4. update
+        if self.final:
+            d = a[:, 0, :c] + d_pair[:, 0] + d_triple[:, 0]                            # even A1 block: [B, c, N]
+            if self.a2 is not None:
+                d = d + a[:, MIRROR_ODD, c:2 * c]
+            s0 = x[:, 0, 0] + ACT[self.activation](d)
+            return torch.cat([torch.cat([s0[:, None, None], x[:, :1, 1:]], 2), x[:, 1:]], 1)
+        d = a[:, :, :c].view(B, 4, N_LABELS, c, N) + (d_pair + d_triple).view(B, 4, N_LABELS, c, N)
+        if self.a2 is not None:
+            flip = torch.arange(N_LABELS, device=x.device) ^ MIRROR_ODD
+            d = d + a[:, :, c:2 * c].view(B, 4, N_LABELS, c, N).index_select(2, flip)
+        gates = torch.sigmoid(torch.matmul(self.gate.weight, d[:, 0, 0]) + self.gate.bias[:, None])
         gates = gates.view(B, 2 * N_LABELS - 1, c, N)
-        ds = torch.cat([ACT[self.activation](ds[:, :1]), ds[:, 1:] * gates[:, :N_LABELS - 1]], 1)
-        dv = dv * gates[:, N_LABELS - 1:].unsqueeze(1)
-        return s + ds, v + dv
+        ds = torch.cat([ACT[self.activation](d[:, 0, :1]), d[:, 0, 1:] * gates[:, :N_LABELS - 1]], 1)
+        dv = d[:, 1:] * gates[:, None, N_LABELS - 1:]
+        return x + torch.cat([ds[:, None], dv], 1)

@@ -49,17 +49,17 @@ class MPNNCore(nn.Module):
     def cutoff(self) -> float:
         return len(self.layers) * self.geometry.reach
 
-    def embed(self, spins: torch.Tensor, globals_: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Starting features, site-last: ``s [B, 4, c, N]``, ``v [B, 3, 4, c, N]``."""
+    def embed(self, spins: torch.Tensor, globals_: torch.Tensor | None) -> torch.Tensor:
+        """Starting features, site-last ``x [B, 4 (component), 4 (block), c, N]``: even scalars ``x[:, 0, 0]``,
+        polar vectors ``x[:, 1:, 1] = S w``, every other block zero."""
         B, N = spins.shape[:2]
         polar = spins.transpose(1, 2).unsqueeze(2) * self.embed_v[:, None]   # [B, 3, c, N]
-        zero = torch.zeros_like(polar)
-        v = torch.stack([zero, polar, zero, zero], dim=2)                    # [B, 3, 4, c, N]
         even = self.embed_s[None, :, None].expand(B, -1, N)
         if globals_ is not None:
             even = even + (globals_ @ self.embed_g).unsqueeze(-1)
-        s = torch.stack([even] + [torch.zeros_like(even)] * (N_LABELS - 1), dim=1)   # [B, 4, c, N]
-        return s, v
+        zero = polar.new_zeros(()).expand(B, polar.shape[2], N)
+        blocks = [even, zero, zero, zero] + [b for k in range(3) for b in (zero, polar[:, k], zero, zero)]
+        return torch.stack(blocks, 1).view(B, 4, N_LABELS, -1, N)
 
 
 class MPNNModel(nn.Module):
@@ -134,22 +134,21 @@ class MPNNModel(nn.Module):
             raise NearsightError(f"globals must have shape [B, {G}] = [{spins.shape[0]}, {G}], got {tuple(g.shape)}")
         return spins.to(self.dtype), g
 
-    def _run(self, spins: torch.Tensor, globals_) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, spins: torch.Tensor, globals_) -> torch.Tensor:
         s, g = self._check(spins, globals_)
-        s, v = self.core.embed(s, g)
+        x = self.core.embed(s, g)
         for layer in self.core.layers:
-            s, v = layer(s, v, self.gather)
-        return s, v
+            x = layer(x, self.gather)
+        return x
 
     def features(self, spins: torch.Tensor, globals=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Final site features: scalars ``[B, N, 4, c]`` and vectors ``[B, N, 3, 4, c]`` in label blocks
         (:data:`~.geometry.LABEL_NAMES`; the last layer updates only block 0 of the scalars)."""
-        s, v = self._run(spins, globals)
-        return s.permute(0, 3, 1, 2), v.permute(0, 4, 1, 2, 3)
+        x = self._run(spins, globals)
+        return x[:, 0].permute(0, 3, 1, 2), x[:, 1:].permute(0, 4, 1, 2, 3)
 
     def _fluctuation(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
-        s, _ = self._run(spins, globals)
-        even = s[:, 0]                                                       # [B, c, N]: even A1 scalars only
+        even = self._run(spins, globals)[:, 0, 0]                            # [B, c, N]: even A1 scalars only
         return self.core.head.fluctuation(even, torch.arange(even.shape[1], device=even.device))
 
     def site_energies(self, spins: torch.Tensor, globals=None) -> torch.Tensor:
