@@ -142,6 +142,7 @@ class InteractionLayer(nn.Module):
             qsrc = torch.cat([(j * self.cp + torch.arange(self.cp)).repeat_interleave(self.dims[k1])
                               for j, (k1, _, _) in enumerate(self.couplings)])
             to = dict(dtype=dtype, device=device)
+            first_sign = H[:, list(START_BLOCKS)].T                   # [component, k]: H[k, block of the component]
             self._cache[key] = {
                 "Y": [torch.as_tensor(y, **to) for y in self._Y], "Yv": [y.to(**to) for y in Yv],
                 "H": H.to(**to), "Hq": (H / N_LABELS).to(**to), "K": _kinds().to(**to),
@@ -149,7 +150,10 @@ class InteractionLayer(nn.Module):
                                           for _, _, odd in self.couplings]).to(**to),
                 "sign_triple": torch.stack([mirror if k == self.a2 else torch.ones(N_LABELS, **f64)
                                             for k in self.mirror_irreps]).to(**to),
-                "qsrc": qsrc.to(device), "perm": PERM.to(device)}
+                "qsrc": qsrc.to(device), "perm": PERM.to(device),
+                # first layer: ^X[k] of a single block b is H[k, b] X; the signs of ^U[i] ^V[i ^ a] and of ^W[i ^ a]
+                "sign_first": (first_sign[None] * first_sign[PERM].view(4, 4, N_LABELS)).to(**to),
+                "sign_first_w": first_sign[PERM].view(4, 4, N_LABELS).to(**to)}
         return self._cache[key]
 
     # ------------------------------------------------------------------------------------------ folded weights
@@ -184,22 +188,24 @@ class InteractionLayer(nn.Module):
         return torch.cat([r.flatten(2) for r in rows], 1)
 
     def _pair_matrix(self, const) -> torch.Tensor:
-        """``[4 (component a), 4 cp + n c, 16 Q]``: products ``O[a, i, k, q]`` -> rows ``[^P (k, o) | D (L, c)]``
-        (``^P`` the Hadamard transform of the mixed pair products, ``D`` their share of the update)."""
-        cp, nk, c = self.cp, len(self.couplings), self.c
+        """``[4 (component a), 4 cp, 16 Q]``: products ``O[a, i, k, q]`` -> ``^P[a, k, o]``, the Hadamard transform
+        of the mixed pair products ``P[a, L, o]``."""
+        cp, nk = self.cp, len(self.couplings)
         w5 = torch.cat([self.mix_ps.view(N_LABELS, nk, N_SCALAR_KINDS, cp, cp),
                         self.mix_pv.view(N_LABELS, nk, N_VECTOR_KINDS, cp, cp)], 2)       # [L, j, kind, ch, o]
-        mix = torch.einsum("ain,ljnco,lk,jk->aloikjc", const["K"], w5, const["Hq"], const["sign_pair"])
-        mix = mix.flatten(-2).index_select(-1, const["qsrc"])                           # [a, L, o, i, k, Q]
-        p_hat = torch.einsum("kl,alo...->ako...", const["H"], mix).flatten(1, 2)        # [a, 4 cp, i, k, Q]
-        ws = self.mix_s[:, :, -cp:]
+        # ^P[k'] = sum_L H[k', L] P[L],  P[L] = 1/4 sum_k H[L, k] (sign of the coupling) O[k]
+        mix = torch.einsum("ain,ljnco,pl,lk,jk->apoikjc", const["K"], w5, const["H"], const["Hq"],
+                           const["sign_pair"])
+        return mix.flatten(-2).index_select(-1, const["qsrc"]).flatten(1, 2).flatten(2)
+
+    def _pair_update_matrix(self, const) -> torch.Tensor:
+        """``[a, n c, 4 cp]``: ``^P[a, k, o]`` -> ``P``'s share of the update, ``mix[L, :, P] P[L]``."""
+        cp = self.cp
         if self.final:
-            d = torch.einsum("po,o...->p...", ws[0], mix[0, 0])[None]
-            d = torch.cat([d, d.new_zeros(3, *d.shape[1:])])                           # [a, c, i, k, Q]
-        else:
-            wm = torch.stack([ws] + [self.mix_v[:, :, -cp:]] * 3)                       # [a, L, c, o]
-            d = torch.einsum("alpo,alo...->alp...", wm, mix).flatten(1, 2)              # [a, 4 c, i, k, Q]
-        return torch.cat([p_hat, d], 1).flatten(2)
+            w = self.mix_s[:1, :, -cp:][None]                                           # [a = 0, L = 0, c, o]
+            return torch.einsum("alco,lk->alcko", w, const["Hq"][:1]).flatten(1, 2).flatten(2)
+        w = torch.stack([self.mix_s[:, :, -cp:]] + [self.mix_v[:, :, -cp:]] * 3)        # [a, L, c, o]
+        return torch.einsum("alco,lk->alcko", w, const["Hq"]).flatten(1, 2).flatten(2)
 
     def _triple_matrix(self, const) -> torch.Tensor:
         """``[a, n c, 16 n_w cp]``: triple products ``T[a, i, k, (irrep, ch)]`` -> update rows ``(L, c)``."""
@@ -217,49 +223,91 @@ class InteractionLayer(nn.Module):
     # ---------------------------------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
         """``x [B, 4 (component), 4 (block), c, N]``, ``gather [M N]`` (the neighbour table, offset-major) ->
-        the updated ``x``."""
+        the updated ``x``.
+
+        The ``first`` layer takes the compact ``x [B, 4, c, N]`` of :func:`expand_start` instead (its only nonzero
+        pieces: the even scalars, block 0, and the polar vectors, block 1): it gathers and aggregates those 4
+        pieces, not 16, and since the Hadamard transform of a single block is a sign per ``k``, its pair products do
+        not depend on ``k`` (signs folded into the mixing matrices): 4 times fewer products."""
         c, cp, Q, M = self.c, self.cp, self.Q, self.M
         B, N = x.shape[0], x.shape[-1]
         const = self.constants(x.dtype, x.device)
         n_w = len(self.mirror_irreps)
-        # 1. aggregation: one gather, one block-diagonal matrix product for the 16 (component, block) pieces
+        n_d = c * (2 if self.a2 is not None else 1)
+        # 1. aggregation: one gather, one block-diagonal matrix product for the (component, block) pieces
         w_s = self._aggregation_matrix(self.agg_s, self.s_irreps, self.mix_s[:, :, :-cp], const["Y"], const["Yv"])
         w_v = self._aggregation_matrix(self.agg_v, range(self.n_irreps), None if self.final else self.mix_v[:, :, :-cp],
                                        const["Y"], const["Yv"])
         R = w_s.shape[1]
-        weight = torch.cat([w_s[None], w_v[None].expand(3, -1, -1, -1)]).view(4 * N_LABELS, R, c * M)
-        g = x.reshape(B, -1, N).index_select(2, gather).view(B, 4 * N_LABELS, c * M, N)
-        a = torch.matmul(weight, g)                                                    # [B, 16, R, N]
-        n_d = c * (2 if self.a2 is not None else 1)
-        # 2. the Walsh-Hadamard transform over the blocks, pair products of every kind in one multiplication
-        ah = torch.matmul(const["H"], a.view(B, 4, N_LABELS, R * N)).view(B, 4, N_LABELS, R, N)
-        u, v, w3 = ah[:, :, :, n_d:n_d + Q], ah[:, :, :, n_d + Q:n_d + 2 * Q], ah[:, :, :, n_d + 2 * Q:]
-        v = v.index_select(1, const["perm"]).view(B, 4, 4, N_LABELS, Q, N)              # [B, a, i, k, Q, N]
+        pair, triple = self._pair_matrix(const), self._triple_matrix(const)
+        if self.first:
+            weight = torch.stack([w_s[0], w_v[1], w_v[1], w_v[1]])                    # [4 (component), R, c M]
+            g = x.reshape(B, -1, N).index_select(2, gather).view(B, 4, c * M, N)
+            a = torch.matmul(weight, g)                                                # [B, 4, R, N]
+            lin, u, v, w3 = a.split([n_d, Q, Q, n_w * cp], 2)
+            n_k = 1                                                                    # ^X[k] = H[k, b] X[b]
+            pair = (pair.view(4, N_LABELS * cp, 4, N_LABELS, Q) * const["sign_first"][:, None, :, :, None]).sum(3).flatten(2)
+            n_a = 1 if self.final else 4
+            triple = (triple.view(n_a, -1, 4, N_LABELS, n_w * cp)
+                      * const["sign_first_w"][:n_a, None, :, :, None]).flatten(2)
+        else:
+            weight = torch.cat([w_s[None], w_v[None].expand(3, -1, -1, -1)]).view(4 * N_LABELS, R, c * M)
+            g = x.reshape(B, -1, N).index_select(2, gather).view(B, 4 * N_LABELS, c * M, N)
+            a = torch.matmul(weight, g)                                                # [B, 16, R, N]
+            lin, rest = a.split([n_d, R - n_d], 2)
+            # 2. the Walsh-Hadamard transform over the blocks
+            ah = torch.matmul(const["H"], rest.view(B, 4, N_LABELS, -1)).view(B, 4, N_LABELS, R - n_d, N)
+            u, v, w3 = ah.split([Q, Q, n_w * cp], 3)
+            n_k = N_LABELS
+        # pair products of every kind in one multiplication: O[a, i] = ^U[i] ^V[i ^ a]
+        v = v.index_select(1, const["perm"]).view(B, 4, 4, *v.shape[2:])               # [B, a, i, (k,) Q, N]
         o = u.unsqueeze(1) * v
-        pm = torch.matmul(self._pair_matrix(const), o.view(B, 4, -1, N))               # [B, a, 4 cp + n c, N]
-        p_hat = pm[:, :, :N_LABELS * cp].view(B, 4, N_LABELS, 1, cp, N)
-        d_pair = pm[:, :, N_LABELS * cp:]
-        # 3. triple products
-        w3 = w3.reshape(B, 4, N_LABELS, n_w, cp, N)
+        p_hat = torch.matmul(pair, o.view(B, 4, -1, N))                                # [B, a, 4 cp, N]
+        d_pair = torch.matmul(self._pair_update_matrix(const), p_hat[:, :1] if self.final else p_hat)
+        p_hat = p_hat.view(B, 4, N_LABELS, 1, cp, N)
+        # 3. triple products T[a, i] = ^P[i] ^W[i ^ a]
+        w3 = w3.reshape(B, 4, n_k, n_w, cp, N)
         if self.final:
             t = (p_hat * w3).view(B, 1, -1, N)                                         # output component 0 only
         else:
-            t = (p_hat.unsqueeze(1) * w3.index_select(1, const["perm"]).view(B, 4, 4, N_LABELS, n_w, cp, N))
+            t = (p_hat.unsqueeze(1) * w3.index_select(1, const["perm"]).view(B, 4, 4, n_k, n_w, cp, N))
             t = t.view(B, 4, -1, N)
-        d_triple = torch.matmul(self._triple_matrix(const), t)                         # [B, a, n c, N]
+        d_triple = torch.matmul(triple, t)                                             # [B, a, n c, N]
         # 4. update
+        if self.first:
+            x = expand_start(x)
         if self.final:
-            d = a[:, 0, :c] + d_pair[:, 0] + d_triple[:, 0]                            # even A1 block: [B, c, N]
-            if self.a2 is not None:
-                d = d + a[:, MIRROR_ODD, c:2 * c]
+            d = lin[:, 0, :c] + d_pair[:, 0] + d_triple[:, 0]                          # even A1 block: [B, c, N]
+            if self.a2 is not None and not self.first:
+                d = d + lin[:, MIRROR_ODD, c:2 * c]
             s0 = x[:, 0, 0] + ACT[self.activation](d)
             return torch.cat([torch.cat([s0[:, None, None], x[:, :1, 1:]], 2), x[:, 1:]], 1)
-        d = a[:, :, :c].view(B, 4, N_LABELS, c, N) + (d_pair + d_triple).view(B, 4, N_LABELS, c, N)
-        if self.a2 is not None:
-            flip = torch.arange(N_LABELS, device=x.device) ^ MIRROR_ODD
-            d = d + a[:, :, c:2 * c].view(B, 4, N_LABELS, c, N).index_select(2, flip)
+        d = (d_pair + d_triple).view(B, 4, N_LABELS, c, N)
+        if self.first:      # block 0 (scalars) / 1 (vectors) -> the same block (A1) and block ^ 2 (A2)
+            zero = lin.new_zeros(()).expand(B, c, N)
+            l1, l2 = lin[:, :, :c], (lin[:, :, c:] if self.a2 is not None else None)
+            pieces = [l1[:, 0], zero, zero if l2 is None else l2[:, 0], zero]
+            for k in (1, 2, 3):
+                pieces += [zero, l1[:, k], zero, zero if l2 is None else l2[:, k]]
+            d = d + torch.stack(pieces, 1).view(B, 4, N_LABELS, c, N)
+        else:
+            d = d + lin[:, :, :c].view(B, 4, N_LABELS, c, N)
+            if self.a2 is not None:
+                flip = torch.arange(N_LABELS, device=x.device) ^ MIRROR_ODD
+                d = d + lin[:, :, c:].view(B, 4, N_LABELS, c, N).index_select(2, flip)
         gates = torch.sigmoid(torch.matmul(self.gate.weight, d[:, 0, 0]) + self.gate.bias[:, None])
         gates = gates.view(B, 2 * N_LABELS - 1, c, N)
         ds = torch.cat([ACT[self.activation](d[:, 0, :1]), d[:, 0, 1:] * gates[:, :N_LABELS - 1]], 1)
         dv = d[:, 1:] * gates[:, None, N_LABELS - 1:]
         return x + torch.cat([ds[:, None], dv], 1)
+
+
+#: the label block of each piece of the compact starting features: even scalars (0), polar vectors (1)
+START_BLOCKS = (0, 1, 1, 1)
+
+
+def expand_start(x: torch.Tensor) -> torch.Tensor:
+    """Compact starting features ``[B, 4 (component), c, N]`` -> ``[B, 4, 4 (block), c, N]`` (zero blocks)."""
+    zero = x.new_zeros(()).expand(x.shape[0], *x.shape[2:])
+    pieces = [x[:, k] if b == START_BLOCKS[k] else zero for k in range(4) for b in range(N_LABELS)]
+    return torch.stack(pieces, 1).view(x.shape[0], 4, N_LABELS, *x.shape[2:])

@@ -16,7 +16,7 @@ from torch import nn
 
 from ...errors import NearsightError
 from ..network import ACTIVATIONS, DTYPES, SiteMLP, dtype_from_name, dtype_name
-from .geometry import N_LABELS, message_geometry, neighbour_table
+from .geometry import message_geometry, neighbour_table
 from .layers import InteractionLayer
 
 #: defaults of :func:`build_mpnn`; with them the site energy sees 3 x sqrt(2) = 4.24 (square, shells 1 and sqrt 2)
@@ -50,16 +50,15 @@ class MPNNCore(nn.Module):
         return len(self.layers) * self.geometry.reach
 
     def embed(self, spins: torch.Tensor, globals_: torch.Tensor | None) -> torch.Tensor:
-        """Starting features, site-last ``x [B, 4 (component), 4 (block), c, N]``: even scalars ``x[:, 0, 0]``,
-        polar vectors ``x[:, 1:, 1] = S w``, every other block zero."""
+        """Compact starting features ``[B, 4 (component), c, N]``: the even scalars (component 0, label block 0)
+        and the polar vectors ``S w`` (components 1-3, block 1); every other block is zero
+        (:func:`~.layers.expand_start` makes the full ``[B, 4, 4, c, N]``; the first layer reads the compact form)."""
         B, N = spins.shape[:2]
         polar = spins.transpose(1, 2).unsqueeze(2) * self.embed_v[:, None]   # [B, 3, c, N]
         even = self.embed_s[None, :, None].expand(B, -1, N)
         if globals_ is not None:
             even = even + (globals_ @ self.embed_g).unsqueeze(-1)
-        zero = polar.new_zeros(()).expand(B, polar.shape[2], N)
-        blocks = [even, zero, zero, zero] + [b for k in range(3) for b in (zero, polar[:, k], zero, zero)]
-        return torch.stack(blocks, 1).view(B, 4, N_LABELS, -1, N)
+        return torch.cat([even[:, None], polar], 1)
 
 
 class MPNNModel(nn.Module):
