@@ -3,19 +3,20 @@
     OMP_NUM_THREADS=1 python benchmarks/fault_injection.py [--n 100] [--steps 300] [--seed 0] [--dir DIR]
 
 A 6x6 triangular ED run (``--every 1``, seed 7) is made once without interruption (the reference). Then, for
-SIGKILL and for SIGINT in turn, runs are started and sent the signal at a moment drawn uniformly between the
-start of the process and the reference's wall time (so kills land in start-up, in the loop, in writes and in
-the final rename alike); after each kill the run is continued, with ``--resume`` when a ``.partial`` exists and
-from scratch when nothing was written, and may be killed again, until ``--n`` signals per kind have hit a live
-process. Every run that ends is compared with the reference, bit for bit (spins, fields, energy, time, step),
+SIGKILL and for SIGINT in turn, runs are started and sent the signal: in 30% of the cases at a moment drawn
+uniformly between the start of the process and the reference's wall time (start-up, file creation, the loop,
+the final rename), otherwise once the run loop is writing (its checkpoint file updated since the start) plus a
+moment drawn uniformly over the reference's loop time. After each kill the run is continued, with ``--resume``
+when a ``.partial`` exists and from scratch when nothing was written, and may be killed again, until ``--n``
+signals per kind have hit a live process. Every run that ends is compared with the reference, bit for bit (spins, fields, energy, time, step),
 and must be marked complete. Printed counts:
 
 * ``delivered``: signals that hit a running process; ``finished_first``: runs that ended before their signal;
 * ``resumed``: continuations with ``--resume``; ``restarted``: fresh starts after a kill before anything was
   written; ``runs_completed`` / ``identical``: finished trajectories, and how many equal the reference;
 * SIGINT only: ``clean_stop`` (exit 130 with "interrupted at step K; resume with --resume"), ``before_start``
-  (Python's KeyboardInterrupt during start-up, i.e. while importing torch, before nearsight's handler is
-  installed; nothing is written then), ``completed_anyway`` (exit 0: the signal came after the last step),
+  (exit 130 "interrupted while starting", or Python's own KeyboardInterrupt in the first instants of the
+  interpreter, before nearsight's code runs; nothing is written then), ``completed_anyway`` (exit 0: the signal came after the last step),
   ``swallowed`` (still running 30 s after the signal);
 * ``lost``: a continuation that failed (a run that could not be resumed); ``bad_exit``: any other exit status.
 
@@ -50,6 +51,13 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
+def _written_since(out: str, start: float) -> bool:
+    try:
+        return os.stat(out + ".partial.ckpt").st_mtime >= start
+    except FileNotFoundError:
+        return False
+
+
 def _read(path: str) -> tuple[dict, bool]:
     with h5py.File(path, "r") as f:
         return {k: f[k][()] for k in KEYS}, bool(f.attrs.get("complete"))
@@ -63,11 +71,12 @@ def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = Non
     try:
         ref = os.path.join(workdir, "ref.h5")
         t0 = time.perf_counter()
-        subprocess.run(_cmd(ref, steps, False), env=_env(), check=True, capture_output=True)
+        r = subprocess.run(_cmd(ref, steps, False), env=_env(), check=True, capture_output=True, text=True)
         t_ref = time.perf_counter() - t0
+        t_loop = float(r.stdout.split(" steps in ")[1].split(" s")[0])
         ref_arrays, ref_complete = _read(ref)
         assert ref_complete, "the reference run is not marked complete"
-        log(f"reference: {steps} steps, {len(ref_arrays['step'])} frames, {t_ref:.2f} s wall")
+        log(f"reference: {steps} steps, {len(ref_arrays['step'])} frames, {t_ref:.2f} s wall, {t_loop:.2f} s loop")
         counts = {}
         for sig in (getattr(signal, name) for name in signals):
             c = dict(delivered=0, finished_first=0, resumed=0, restarted=0, runs_completed=0, identical=0, lost=0,
@@ -80,12 +89,18 @@ def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = Non
                 out = os.path.join(workdir, f"{sig.name}-{run_id}.h5")
                 resume = False
                 while True:
+                    start = time.time()
                     proc = subprocess.Popen(_cmd(out, steps, resume), env=_env(), stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, text=True)
                     hit = False
                     if c["delivered"] < n:
+                        delay = rng.uniform(0.0, t_ref)
+                        if rng.random() > 0.3:              # into the loop: wait for a checkpoint of this process
+                            while proc.poll() is None and not _written_since(out, start):
+                                time.sleep(0.002)
+                            delay = rng.uniform(0.0, t_loop)
                         try:
-                            proc.wait(timeout=rng.uniform(0.0, t_ref))
+                            proc.wait(timeout=delay)
                         except subprocess.TimeoutExpired:
                             proc.send_signal(sig)
                             hit = True
@@ -111,8 +126,9 @@ def run(n: int = 100, steps: int = 300, seed: int = 0, workdir: str | None = Non
                         c["completed_anyway"] += 1     # the signal came after the last step
                     elif rc == 130 and "interrupted at step" in last and "--resume" in last:
                         c["clean_stop"] += 1
-                    elif rc in (130, -signal.SIGINT, -signal.SIGABRT) and "KeyboardInterrupt" in err:
-                        c["before_start"] += 1      # Python's own handler: start-up (imports), before the run loop
+                    elif (rc == 130 and "interrupted while starting" in err) or (
+                            rc == -signal.SIGINT and err.strip().endswith("KeyboardInterrupt")):
+                        c["before_start"] += 1
                     else:
                         c["bad_exit"] += 1
                         log(f"  SIGINT run {run_id}: exit {rc}: {last}")

@@ -3,17 +3,17 @@
 Each command lives in its own module with ``add_parser(subparsers)`` (which sets ``func``); registering a
 command is adding its module name to ``COMMANDS``. Bad input surfaces as one line on stderr and exit code 2; a
 failed write as one line and exit code 1; Ctrl-C as one line saying where the run stopped and exit code 130.
-Warnings are one line each.
+Warnings are one line each. A Ctrl-C while the command starts up (imports) is held until they are done and then
+ends it with one line, so it never lands inside an import.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import signal
 import sys
 import warnings
-
-from ..errors import NearsightError, NearsightWarning
 
 COMMANDS = ["fields", "simulate", "generate", "locality", "train", "models"]
 COMMANDS.append("analyze")
@@ -40,7 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    held = []
+    if argv is None:                     # a real command line: hold Ctrl-C during the imports
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        from ..errors import NearsightError, NearsightWarning
+        parser = build_parser()
+    finally:
+        if argv is None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        print("nearsight: interrupted while starting; nothing was done", file=sys.stderr)
+        return 130
     name = "nearsight"
 
     def one_line(message, category, filename, lineno, file=None, line=None):
@@ -67,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             rc = 141
-    if argv is None:                     # a real command line: the work is over, its exit status is decided; a
-        import signal                    # Ctrl-C now (during interpreter teardown) must not turn it into a traceback
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if argv is None:     # a real command line: the work is over and its exit status decided; a Ctrl-C now (during
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # interpreter teardown) must not turn it into a traceback
     return rc
 
 
