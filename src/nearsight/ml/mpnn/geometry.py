@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import torch
+from torch.nn import functional as Fn
 
 from ...descriptors.groups import PointGroup
 from ...errors import NearsightError
@@ -148,6 +150,65 @@ def neighbour_table(lattice: Lattice, geometry: MessageGeometry) -> np.ndarray:
     if lattice.kind != geometry.kind:
         raise NearsightError(f"message geometry of the {geometry.kind} lattice cannot be used on {lattice.kind!r}")
     return np.stack([lattice.shift(tuple(o)) for o in geometry.offsets.tolist()], axis=1).astype(np.int64)
+
+
+class PeriodicGather:
+    """``x [..., N] -> [..., M, N]``: the feature at every message offset from every site of a periodic ``L1 x L2``
+    lattice (site ``x + L1 y``), the same as ``index_select`` over :func:`neighbour_table`, made of one circular pad
+    and ``M`` shifted slices of the ``[L2, L1]`` grid (contiguous copies, no per-element indexing). Its adjoint (the
+    backward) sums the slices shifted back; each is the other's backward, so it differentiates to any order (the
+    training step differentiates the fields)."""
+
+    def __init__(self, lattice: Lattice, geometry: MessageGeometry):
+        if lattice.kind != geometry.kind:
+            raise NearsightError(f"message geometry of the {geometry.kind} lattice cannot be used on {lattice.kind!r}")
+        self.offsets = tuple((int(a), int(b)) for a, b in geometry.offsets.tolist())
+        self.L1, self.L2 = int(lattice.L1), int(lattice.L2)
+        self.pad = int(np.abs(geometry.offsets).max())
+        if self.pad > min(self.L1, self.L2):  # pragma: no cover - check_cutoff refuses such small lattices first
+            raise NearsightError(f"a {self.L1}x{self.L2} lattice is smaller than the message offsets ({self.pad})")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _Gather.apply(x, self)
+
+    def shifted(self, x: torch.Tensor, sign: int) -> torch.Tensor:
+        """``[R, N] -> [R, M, N]``: ``x`` at ``site + sign * offset`` for every offset."""
+        L1, L2, p = self.L1, self.L2, self.pad
+        xp = Fn.pad(x.reshape(-1, 1, L2, L1), (p, p, p, p), mode="circular")[:, 0]
+        return torch.stack([xp[:, p + sign * n2:p + sign * n2 + L2, p + sign * n1:p + sign * n1 + L1]
+                            for n1, n2 in self.offsets], 1).view(x.shape[0], len(self.offsets), L1 * L2)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``[R, M, N] -> [R, N]``: ``sum_m y_m`` at ``site - offset_m``."""
+        L1, L2, p, M = self.L1, self.L2, self.pad, len(self.offsets)
+        yp = Fn.pad(y.reshape(-1, 1, L2, L1), (p, p, p, p), mode="circular").view(-1, M, L2 + 2 * p, L1 + 2 * p)
+        out = None
+        for m, (n1, n2) in enumerate(self.offsets):
+            part = yp[:, m, p - n2:p - n2 + L2, p - n1:p - n1 + L1]
+            out = part.clone() if out is None else out.add_(part)
+        return out.reshape(y.shape[0], L1 * L2)
+
+
+class _Gather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, op):
+        ctx.op = op
+        return op.shifted(x.reshape(-1, x.shape[-1]), 1).view(*x.shape[:-1], len(op.offsets), x.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _Scatter.apply(grad, ctx.op), None
+
+
+class _Scatter(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, op):
+        ctx.op = op
+        return op.adjoint(y.reshape(-1, *y.shape[-2:])).view(*y.shape[:-2], y.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _Gather.apply(grad, ctx.op), None
 
 
 def pair_table(mirror_odd: bool) -> np.ndarray:

@@ -6,7 +6,7 @@ under lattice mirrors. So the scalar blocks are the even scalars (``S.S'``), pse
 their mirror-odd partners; the vector blocks are axial vectors (``S x S'``, block 0) and polar vectors (``S``, block
 1) and their mirror-odd partners. Every operation below maps labels to labels exactly:
 
-1. **Aggregate.** Neighbour features are gathered (one ``index_select`` over the neighbour table), projected on the
+1. **Aggregate.** Neighbour features are gathered (shifted slices of the periodic grid), projected on the
    lattice harmonics of each irrep ``Gamma`` and mixed by weights per (copy, label block): ``U^Gamma, V^Gamma``
    (all irreps), ``W^Gamma`` and a linear term ``L^Gamma`` (``Gamma = A1, A2``). Weights never mix label blocks.
 2. **Pair products** (body order 2): for each coupling ``Gamma1 x Gamma2 -> A1/A2`` (invariant tensor ``C``),
@@ -221,9 +221,9 @@ class InteractionLayer(nn.Module):
         return mix.flatten(1, 2).flatten(2)
 
     # ---------------------------------------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
-        """``x [B, 4 (component), 4 (block), c, N]``, ``gather [M N]`` (the neighbour table, offset-major) ->
-        the updated ``x``.
+    def forward(self, x: torch.Tensor, gather) -> torch.Tensor:
+        """``x [B, 4 (component), 4 (block), c, N]``, ``gather``: ``[B, F, N] -> [B, F, M, N]``, the features at every
+        message offset (:class:`~.geometry.PeriodicGather`) -> the updated ``x``.
 
         The ``first`` layer takes the compact ``x [B, 4, c, N]`` of :func:`expand_start` instead (its only nonzero
         pieces: the even scalars, block 0, and the polar vectors, block 1): it gathers and aggregates those 4
@@ -242,7 +242,7 @@ class InteractionLayer(nn.Module):
         pair, triple = self._pair_matrix(const), self._triple_matrix(const)
         if self.first:
             weight = torch.stack([w_s[0], w_v[1], w_v[1], w_v[1]])                    # [4 (component), R, c M]
-            g = x.reshape(B, -1, N).index_select(2, gather).view(B, 4, c * M, N)
+            g = gather(x.reshape(B, -1, N)).view(B, 4, c * M, N)
             a = torch.matmul(weight, g)                                                # [B, 4, R, N]
             lin, u, v, w3 = a.split([n_d, Q, Q, n_w * cp], 2)
             n_k = 1                                                                    # ^X[k] = H[k, b] X[b]
@@ -252,7 +252,7 @@ class InteractionLayer(nn.Module):
                       * const["sign_first_w"][:n_a, None, :, :, None]).flatten(2)
         else:
             weight = torch.cat([w_s[None], w_v[None].expand(3, -1, -1, -1)]).view(4 * N_LABELS, R, c * M)
-            g = x.reshape(B, -1, N).index_select(2, gather).view(B, 4 * N_LABELS, c * M, N)
+            g = gather(x.reshape(B, -1, N)).view(B, 4 * N_LABELS, c * M, N)
             a = torch.matmul(weight, g)                                                # [B, 16, R, N]
             lin, rest = a.split([n_d, R - n_d], 2)
             # 2. the Walsh-Hadamard transform over the blocks

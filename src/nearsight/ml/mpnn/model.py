@@ -1,7 +1,7 @@
 """The spin-equivariant message-passing model: ``E = sum_i eps_i`` with ``eps_i`` from even scalars only.
 
     start      v_i (polar, A1) = S_i w,   s_i (even, A1) = b + W_g g    (g: optional global inputs [B, G])
-    layers     (s, v) <- InteractionLayer(s, v)        (aggregation over offsets |d| <= radius, products, gates)
+    layers     x <- InteractionLayer(x)        (aggregation over offsets |d| <= radius, products, gates)
     eps_i      = e_ref + scale * MLP(s_i, even A1 block)
     E          = sum_i eps_i      (float64: N e_ref + sum_i (eps_i - e_ref)),   h_i = -dE/dS_i by autograd
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from ...errors import NearsightError
 from ..network import ACTIVATIONS, DTYPES, SiteMLP, dtype_from_name, dtype_name
-from .geometry import message_geometry, neighbour_table
+from .geometry import PeriodicGather, message_geometry, neighbour_table
 from .layers import InteractionLayer
 
 #: defaults of :func:`build_mpnn`; with them the site energy sees 3 x sqrt(2) = 4.24 (square, shells 1 and sqrt 2)
@@ -83,7 +83,7 @@ class MPNNModel(nn.Module):
         device = core.head.e_ref.device
         table = torch.as_tensor(neighbour_table(lattice, core.geometry), device=device)
         self.register_buffer("index", table, persistent=False)                       # [N, M]
-        self.register_buffer("gather", table.t().reshape(-1).contiguous(), persistent=False)   # offset-major
+        self.gather = PeriodicGather(lattice, core.geometry)
 
     # ------------------------------------------------------------------------------------------ properties
     @property
