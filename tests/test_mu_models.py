@@ -28,7 +28,8 @@ L, WINDOW = 6, (-4.8, -3.45)
 PHYS = dict(J=6.0, filling=0.485, kT=0.1)
 N_E = round(0.485 * 2 * L * L)          # 35
 FAMILIES = {
-    "bp": {"family": "bp", "descriptor": {"cutoff": 2.0}, "hidden": [16, 16], "epochs": 6, "lambda_density": 0.5},
+    "bp": {"family": "bp", "descriptor": {"cutoff": 2.0}, "hidden": [16, 16], "epochs": 6, "lambda_density": 0.5,
+           "filling": 0.485},                                # the card's default ensemble: canonical n = 0.485
     "mpnn": {"family": "mpnn", "mpnn": {"channels": 4, "product_channels": 2, "layers": 2, "radius": 1.0,
                                         "hidden": [8]}, "epochs": 3},
 }
@@ -50,8 +51,7 @@ def models(window_data, tmp_path_factory):
     for fam, cfg in FAMILIES.items():
         d = tmp_path_factory.mktemp(fam)
         out[fam] = train({"datasets": [window_data], **cfg, "batch_size": 8, "lr": 5e-3, "ema": 0.0,
-                          "dtype": "float64", "seed": 0, "out": str(d / "m"), "name": f"mu-{fam}", "progress": False,
-                          "filling": 0.485})
+                          "dtype": "float64", "seed": 0, "out": str(d / "m"), "name": f"mu-{fam}", "progress": False})
     return out
 
 
@@ -70,7 +70,8 @@ def lattice():
 def test_card_records_the_window_and_the_mu_input(models, fam):
     card = json.load(open(models[fam].replace(".pt", ".card.json")))
     assert card["mu_conditioned"] is True and card["mu_window"] == list(WINDOW)
-    assert card["filling"] == 0.485 and card["mu"] is None and card["ensemble"].startswith("mu-conditioned")
+    assert card["mu"] is None and card["ensemble"].startswith("mu-conditioned")
+    assert card["filling"] == (0.485 if fam == "bp" else None)          # mpnn: no default ensemble
     mi = card["mu_input"]
     assert mi["mu0"] == pytest.approx(-4.125) and mi["mu_scale"] == pytest.approx(0.675)
     assert 0.8 < mi["n_ref"] < 1.0 and mi["chi_ref"] > 0            # the label counts rise with mu
@@ -127,7 +128,12 @@ def test_canonical_mode_holds_the_count_and_equals_grand_canonical_at_mu_star(mo
     """N(S, mu*) = N_e to the stated tolerance; the canonical fields are the grand-canonical ones at mu* (exact by
     construction: the same evaluation), F = Omega(mu*) + mu* N_e; a repeated call starts at the previous mu*."""
     lat = lattice()
-    can = MLProvider(models[fam], lat)                       # the card's default: canonical n = 0.485
+    if fam == "bp":
+        can = MLProvider(models[fam], lat)                   # the card's default: canonical n = 0.485
+    else:
+        with pytest.raises(NearsightError, match="names no default ensemble"):
+            MLProvider(models[fam], lat)
+        can = MLProvider(models[fam], lat, filling=0.485)
     assert can.ensemble == "canonical" and can.n_electrons == N_E and can.describe()["filling"] == 0.485
     r = can(frames)
     mu, n = r.extras["mu"], r.extras["n_electrons"]
