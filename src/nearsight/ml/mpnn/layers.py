@@ -151,6 +151,9 @@ class InteractionLayer(nn.Module):
                 "sign_triple": torch.stack([mirror if k == self.a2 else torch.ones(N_LABELS, **f64)
                                             for k in self.mirror_irreps]).to(**to),
                 "qsrc": qsrc.to(device), "perm": PERM.to(device),
+                # (i, j) -> the row block of component a = i ^ j; (a, i) -> the product (i, i ^ a)
+                "ij": torch.tensor([4 * i + (i ^ j) for i in range(4) for j in range(4)], device=device),
+                "ai": torch.tensor([4 * i + (i ^ a) for a in range(4) for i in range(4)], device=device),
                 # first layer: ^X[k] of a single block b is H[k, b] X; the signs of ^U[i] ^V[i ^ a] and of ^W[i ^ a]
                 "sign_first": (first_sign[None] * first_sign[PERM].view(4, 4, N_LABELS)).to(**to),
                 "sign_first_w": first_sign[PERM].view(4, 4, N_LABELS).to(**to)}
@@ -259,10 +262,12 @@ class InteractionLayer(nn.Module):
             ah = torch.matmul(const["H"], rest.view(B, 4, N_LABELS, -1)).view(B, 4, N_LABELS, R - n_d, N)
             u, v, w3 = ah.split([Q, Q, n_w * cp], 3)
             n_k = N_LABELS
-        # pair products of every kind in one multiplication: O[a, i] = ^U[i] ^V[i ^ a]
-        v = v.index_select(1, const["perm"]).view(B, 4, 4, *v.shape[2:])               # [B, a, i, (k,) Q, N]
-        o = u.unsqueeze(1) * v
-        p_hat = torch.matmul(pair, o.view(B, 4, -1, N))                                # [B, a, 4 cp, N]
+        # pair products of every kind in one multiplication: all ^U[i] ^V[j], mixed per (i, j) into component
+        # a = i ^ j (no permuted copy of the large factors; the small outputs are regrouped by a)
+        o = u.unsqueeze(2) * v.unsqueeze(1)                                            # [B, i, j, (k,) Q, N]
+        pair = pair.view(4, N_LABELS * cp, 4, -1).permute(2, 0, 1, 3).reshape(16, N_LABELS * cp, -1)  # [(i, a)]
+        out = torch.matmul(pair.index_select(0, const["ij"]), o.view(B, 16, -1, N))    # [B, (i, j), 4 cp, N]
+        p_hat = out.index_select(1, const["ai"]).view(B, 4, 4, N_LABELS * cp, N).sum(2)  # [B, a, 4 cp, N]
         d_pair = torch.matmul(self._pair_update_matrix(const), p_hat[:, :1] if self.final else p_hat)
         p_hat = p_hat.view(B, 4, N_LABELS, 1, cp, N)
         # 3. triple products T[a, i] = ^P[i] ^W[i ^ a]
