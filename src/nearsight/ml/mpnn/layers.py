@@ -25,13 +25,14 @@ their mirror-odd partners; the vector blocks are axial vectors (``S x S'``, bloc
 ``Z2 x Z2``, diagonal in its Walsh-Hadamard basis: with ``^X[k] = sum_b H[k, b] X[b]`` (``H[k, b] = (-1)^{|k & b|}``)
 ``sum_b1 B(U[b1], V[b1 ^ L]) = 1/4 sum_k H[L, k] B(^U[k], ^V[k])`` for any bilinear ``B``. So a product costs
 4 multiplications per channel instead of 16, and the flip of an ``A2`` coupling is the sign ``H[2, k]``. The four
-bilinear kinds are one multiplication: ``O[a, i] = ^U[i] ^V[i ^ a]`` (``i, a`` spin components) holds every product
-a scalar (``a = 0``: ``s s`` and the three terms of ``v . v``) or vector component ``a`` (``s v_a``, ``v_a s`` and the
-two terms of ``(v x v)_a``) is made of, exactly once. The lattice harmonics, the couplings ``C``, the kind and sign
-tables, ``H`` and the update weights are folded into a few matrices per call (weight-sized work), so a layer is: one
-gather, one aggregation matrix product (16 block-diagonal ``(component, block)`` pieces), one ``4 x 4`` Hadamard
-matrix product, the pair multiplication and its mixing product (which returns ``^P`` for the triples and ``P``'s
-share of the update), the triple multiplication and its mixing product, the gates. Dot, cross, scaling by scalars and
+bilinear kinds are one multiplication: the outer product ``^U[i] ^V[j]`` over spin components (0 = scalar, 1-3 =
+vector) holds every product that a scalar (``a = i ^ j = 0``: ``s s`` and the three terms of ``v . v``) or vector
+component ``a = i ^ j`` (``s v_a``, ``v_a s`` and the two terms of ``(v x v)_a``) is made of, exactly once. The lattice
+harmonics, the couplings ``C``, the kind and sign tables, ``H`` and the update weights are folded into a few matrices
+per call (weight-sized work), so a layer is: one gather (:class:`~.geometry.PeriodicGather`), one aggregation matrix
+product (the 16 block-diagonal ``(component, block)`` pieces; the first layer only the 4 nonzero ones, see
+:meth:`InteractionLayer.forward`), one ``4 x 4`` Hadamard matrix product, the pair multiplication and its mixing
+product per ``(i, j)`` (to ``^P``, regrouped by ``a``), the triple multiplication and its mixing product, the gates. Dot, cross, scaling by scalars and
 linear mixing within a block commute with every proper rotation; the labels track the sign under ``-1`` (time
 reversal) and under mirrors. The energy is built from block 0 of the scalars only, so it is exactly invariant under
 O(3) (time reversal included), translations and the point group.
@@ -249,7 +250,8 @@ class InteractionLayer(nn.Module):
             a = torch.matmul(weight, g)                                                # [B, 4, R, N]
             lin, u, v, w3 = a.split([n_d, Q, Q, n_w * cp], 2)
             n_k = 1                                                                    # ^X[k] = H[k, b] X[b]
-            pair = (pair.view(4, N_LABELS * cp, 4, N_LABELS, Q) * const["sign_first"][:, None, :, :, None]).sum(3).flatten(2)
+            pair = pair.view(4, N_LABELS * cp, 4, N_LABELS, Q) * const["sign_first"][:, None, :, :, None]
+            pair = pair.sum(3).flatten(2)
             n_a = 1 if self.final else 4
             triple = (triple.view(n_a, -1, 4, N_LABELS, n_w * cp)
                       * const["sign_first_w"][:n_a, None, :, :, None]).flatten(2)
