@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import NearsightError
 from ..io import read_trajectory
 from ..lattice import Lattice
+from ..runtime import provenance
 from . import clusters as cl
 from . import growth as gr
 from . import observables as obs
@@ -219,6 +220,6 @@ def analyze(paths, out: str, *, order: str = "auto", window=None, threshold: flo
                         "isotropic_wall_fraction": float(res["isotropic_fraction"]),
                         **{f"L_{k}": float(v[-1]) for k, v in res["lengths"].items()}}
     with open(os.path.join(out, "fits.json"), "w") as fh:
-        json.dump(summary, fh, indent=1, default=float)
+        json.dump({**summary, "provenance": provenance()}, fh, indent=1, default=float)
     summary["result"] = res
     return summary

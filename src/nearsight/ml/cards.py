@@ -184,7 +184,8 @@ def save_model(path: str, model: SiteEnergyModel | MPNNModel, card: dict) -> str
         raise NearsightError("a mu-conditioned card needs the model wrapped in MuModel (its mu_input)")
     if card.get("family", family) != family:
         raise NearsightError(f"the card says family {card['family']!r} but the model is {family!r}; fix the card")
-    card = {**card, "family": family}
+    from ..runtime import provenance
+    card = {**card, "family": family, "provenance": card.get("provenance") or provenance()}
     validate_card(card)
     if family == "mpnn":
         payload = {"format": FORMAT, "version": VERSION, "family": "mpnn", "card": card, "network": model.config(),
