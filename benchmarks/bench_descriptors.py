@@ -13,23 +13,13 @@ fixed random weight) with respect to the spins — the descriptor's share of one
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
+from nearsight.runtime import median_time
 from nearsight.descriptors import DEFAULTS, Descriptor
 from nearsight.lattice import Lattice
-
-
-def timed(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -70,7 +60,7 @@ def main(argv=None) -> None:
                 x = s.detach().requires_grad_(True)
                 (d(x) @ w).sum().backward()
 
-            tf, tb = timed(fwd, args.repeat), timed(fwd_bwd, args.repeat)
+            tf, tb = median_time(fwd, args.repeat), median_time(fwd_bwd, args.repeat)
             n = args.batch * lat.N
             summ = d.summary()
             print(f"{kind:10s} {rc:5.1f} {local:5.1f} {d.cutoff:7.3f} {sum(summ['variables'].values()):5d} "

@@ -11,12 +11,11 @@ a field loss to the weights. One thread by default (the machine may be shared). 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
+from nearsight.runtime import median_time
 from nearsight.lattice import Lattice
 from nearsight.ml import build_mpnn, energy_and_fields, load_model, shipped_models
 from nearsight.ml.cards import load_card
@@ -24,19 +23,9 @@ from nearsight.ml.mpnn import DEFAULTS
 from nearsight.states import random_spins
 
 
-def timed(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def costs(model, spins: torch.Tensor, repeat: int, train: bool) -> tuple[float, float | None]:
     per = spins.shape[0] * spins.shape[1] * 1e-6
-    inf = timed(lambda: energy_and_fields(model, spins), repeat) / per
+    inf = median_time(lambda: energy_and_fields(model, spins), repeat) / per
     if not train:
         return inf, None
     params = [p for p in model.parameters() if p.numel()]
@@ -46,7 +35,7 @@ def costs(model, spins: torch.Tensor, repeat: int, train: bool) -> tuple[float, 
     def step():
         e, h = energy_and_fields(model, spins, create_graph=True)
         torch.autograd.grad(h.pow(2).sum() + e.pow(2).sum(), params, allow_unused=True)
-    out = timed(step, repeat) / per
+    out = median_time(step, repeat) / per
     for p in params:
         p.requires_grad_(False)
     return inf, out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -22,18 +21,12 @@ import torch
 from nearsight import Lattice, SDModel
 from nearsight.dynamics import run_llg
 from nearsight.electrons import EDProvider
-from nearsight.runtime import default_threads, usable_cores
+from nearsight.runtime import default_threads, median_time, usable_cores
 from nearsight.states import make_state
 
 
 def _median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_time(fn, repeat)
 
 
 def measure(threads: int, repeat: int, steps: int) -> tuple[float, float]:

@@ -174,3 +174,16 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def median_time(fn, repeat: int) -> float:
+    """Median wall time in seconds of ``repeat`` calls of ``fn()`` after one warm-up call (for benchmarks)."""
+    import statistics
+    import time
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
