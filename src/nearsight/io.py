@@ -25,6 +25,23 @@ import numpy as np
 from .errors import NearsightError
 from .runtime import PROVENANCE_KEYS, file_sha256, provenance
 
+
+def read_yaml(path: str, what: str = "config file", keys_hint: str = "keys to values") -> dict:
+    """A YAML file that must hold a mapping: the one config reader (CLI, training, studies); a one-line
+    NearsightError naming ``what`` and the path if it is missing, malformed or not a mapping."""
+    import yaml
+    if not os.path.isfile(path):
+        raise NearsightError(f"{what} {path!r} does not exist")
+    try:
+        with open(path) as fh:
+            cfg = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise NearsightError(f"{what} {path!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    cfg = {} if cfg is None else cfg
+    if not isinstance(cfg, dict):
+        raise NearsightError(f"{what} {path!r} must be a mapping of {keys_hint}")
+    return cfg
+
 DATASET_KEYS = ("spins", "fields", "energy")
 
 

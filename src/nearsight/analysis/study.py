@@ -20,7 +20,7 @@ import time
 import yaml
 
 from ..errors import NearsightError
-from ..io import read_trajectory
+from ..io import read_trajectory, read_yaml
 from ..lattice import Lattice
 
 RUN_KEYS = {"name", "description", "model", "device", "size", "replicas", "replicas_per_file", "initial", "steps",
@@ -58,13 +58,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 def load_study(path: str, overrides=None) -> dict:
     """The config merged over the defaults and under the overrides, checked before any work."""
-    if not os.path.exists(path):
-        raise NearsightError(f"study config {path!r} does not exist")
-    try:
-        with open(path) as fh:
-            cfg = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as exc:
-        raise NearsightError(f"study config {path!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    cfg = read_yaml(path, "study config")
     cfg = _merge(_merge(DEFAULTS, cfg), parse_overrides(overrides))
     for keys, known, where in ((cfg, RUN_KEYS, ""), (cfg["analysis"], ANALYSIS_KEYS, "analysis."),
                                (cfg["kpm_compare"], KPM_KEYS, "kpm_compare.")):

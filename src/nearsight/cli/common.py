@@ -171,16 +171,8 @@ def load_config(path: str | None) -> dict:
     relative to the working directory is still found there, with a warning)."""
     if path is None:
         return {}
-    import yaml
-    if not os.path.isfile(path):
-        raise NearsightError(f"config file {path!r} does not exist")
-    try:
-        with open(path) as fh:
-            cfg = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as exc:
-        raise NearsightError(f"config file {path!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(cfg, dict):
-        raise NearsightError(f"config file {path!r} must be a mapping of keys to values")
+    from ..io import read_yaml
+    cfg = read_yaml(path)
     cfg = {str(k).replace("-", "_"): v for k, v in cfg.items()}
     base = os.path.dirname(os.path.abspath(path))
     for k in PATH_KEYS:

@@ -70,19 +70,17 @@ import csv
 import datetime
 import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import NearsightError
-from ..io import atomic_path
+from ..io import atomic_path, read_yaml
 from ..ml.network import DTYPES, dtype_from_name, energy_and_fields
 from . import cache as dcache
 from .data import TrainingData, batches, load_training_data
@@ -123,16 +121,7 @@ METRIC_COLUMNS = (("epoch", "lr", "lambda", "train_loss", "train_field_loss", "t
 # ------------------------------------------------------------------------------------------------ config
 def load_config(path: str) -> dict:
     """Read a YAML training config (a clear error for a missing or malformed file)."""
-    if not os.path.isfile(path):
-        raise NearsightError(f"config file {path!r} does not exist")
-    try:
-        with open(path) as f:
-            cfg = yaml.safe_load(f)
-    except yaml.YAMLError as exc:
-        raise NearsightError(f"config {path!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(cfg, dict):
-        raise NearsightError(f"config {path!r} must be a mapping of keys (datasets, epochs, ...)")
-    return cfg
+    return read_yaml(path, keys_hint="keys (datasets, epochs, ...)")
 
 
 def _int(c, k, lo, nullable=False):
