@@ -3,6 +3,9 @@
 Layout (one LLG run, ``B`` replicas, ``F`` frames, allocated at full size when the file is created):
     /spins  [F, B, N, 3] f8     /fields [F, B, N, 3] f8 (optional)     /energy [F, B] f8
     /time   [F] f8              /step   [F] i8
+    /NAME   [F, B] f8 for every per-replica number a provider returns among its extras (``mu`` and ``n_electrons``
+            of ED and of canonical or mu-conditioned ML models: the chemical potential and the electron count of
+            each frame); created with the first frame and listed in the attribute ``frame_extras``
     attrs: every parameter of the run, provenance, ``format``, ``n_frames_total``; ``complete`` True only once
     finished. A run in progress is ``NAME.partial`` with its checkpoint ``NAME.partial.ckpt``; ``NAME.lock`` is
     the lock taken while a process writes it.
@@ -19,6 +22,9 @@ import numpy as np
 from .errors import NearsightError, WriteFailed, warn
 from .io import _portable, check_writable, open_h5, read_attrs, write_attrs
 from .runtime import PROVENANCE_KEYS, provenance
+
+
+CORE = ("spins", "fields", "energy", "time", "step")    # datasets every trajectory has (fields optional)
 
 
 # ---------------------------------------------------------------------------------------------- locking
@@ -79,7 +85,7 @@ def _digest(a) -> str:
 
 
 # run parameters that may differ on resume: provenance (who, when, how many threads)
-_NOT_COMPARED = {*PROVENANCE_KEYS, "kind", "complete", "n_frames_total", "format"}
+_NOT_COMPARED = {*PROVENANCE_KEYS, "kind", "complete", "n_frames_total", "format", "frame_extras"}
 
 
 class TrajectoryWriter:
@@ -255,19 +261,39 @@ class TrajectoryWriter:
         return {"spins": ck["spins"], "rng_state": ck["rng_state"], "step": int(ck["step"]),
                 "time": float(ck["time"]), "n_frames": int(ck["n_frames"])}
 
-    def append(self, step: int, time: float, spins, energy, fields=None) -> None:
+    def append(self, step: int, time: float, spins, energy, fields=None, extras: dict | None = None) -> None:
+        """Write frame ``n`` into its slot. ``extras`` (name -> ``[B]`` numbers) are kept per frame: the names of
+        the first frame of a new file define ``/NAME`` datasets (``frame_extras``); later frames write those."""
         n = self._n
         if n >= self.n_total:
             raise NearsightError(f"{self.partial!r} holds {self.n_total} frames; frame {n + 1} (step {step}) does "
                                  f"not fit (steps or every changed?)")
         try:
-            for k, v in (("spins", spins), ("energy", energy), ("fields", fields), ("time", time), ("step", step)):
+            if n == 0 and self.fresh and extras:
+                self._create_extras(extras, np.shape(energy))
+            names = self.frame_extras
+            for k, v in (("spins", spins), ("energy", energy), ("fields", fields), ("time", time), ("step", step),
+                         *((k, (extras or {}).get(k)) for k in names)):
                 if k in self.f and v is not None:
                     self.f[k][n] = v
         except H5_ERRORS as exc:
             raise WriteFailed(self._failed(step, exc)) from None
         self._n = n + 1
         self._last = (int(step), _digest(spins))
+
+    @property
+    def frame_extras(self) -> tuple[str, ...]:
+        """Names of the per-frame, per-replica extras this file keeps."""
+        return tuple(self.f.attrs.get("frame_extras", ())) if self.f is not None else ()
+
+    def _create_extras(self, extras: dict, shape) -> None:
+        names = tuple(k for k in sorted(extras) if k not in CORE and np.shape(extras[k]) == tuple(shape))
+        for k in names:
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            self.f.create_dataset(k, (self.n_total, *shape), dtype="f8", dcpl=dcpl)
+        self.f.attrs["frame_extras"] = np.array(names, dtype=h5py.string_dtype())
 
     def checkpoint(self, spins, rng_state, step: int, time: float) -> None:
         """Flush the frames, then commit the state at ``step`` (after the frames so far) atomically."""

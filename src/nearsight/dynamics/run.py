@@ -187,5 +187,16 @@ def _record(res: RunResult, writer, state: LLGState, result, observers, bar) -> 
     if writer is not None:
         fields = result.fields.detach().cpu().numpy() if "fields" in writer.f else None
         spins = state.spins.detach().cpu().numpy()
-        writer.append(state.step, state.time, spins, e, fields)
+        writer.append(state.step, state.time, spins, e, fields, extras=per_replica_numbers(result, e.shape))
         writer.checkpoint(spins, state.generator.get_state().numpy(), state.step, state.time)
+
+
+def per_replica_numbers(result, shape) -> dict:
+    """The provider's extras that are one number per replica (e.g. ``mu`` and ``n_electrons``), as float64 arrays."""
+    out = {}
+    for k, v in result.extras.items():
+        if isinstance(v, (torch.Tensor, np.ndarray)) and tuple(v.shape) == tuple(shape):
+            a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
+            if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer):
+                out[k] = a.astype(np.float64)
+    return out
