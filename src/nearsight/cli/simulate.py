@@ -13,6 +13,8 @@ import os
 import numpy as np
 
 from ..analysis.observables import mean_chirality, nn_correlation
+from ..distributed.launch import on_main, simulate as simulate_distributed, torchrun_env
+from ..distributed.noise import NOISE_MODES
 from ..dynamics.run import run_llg
 from ..errors import NearsightError
 from ..io import check_writable, lock_output, unlock_output
@@ -22,7 +24,7 @@ from .common import (add_physics_args, add_solver_args, build_provider, check_ru
 
 DEFAULTS = {"initial": "random", "noise": 0.0, "replicas": 1, "steps": 1000, "dt": 0.05, "alpha": 0.5,
             "bath_kT": 0.0, "scheme": "heun", "seed": 0, "every": 10, "out": "trajectory.h5", "plots": None,
-            "save_fields": True}
+            "save_fields": True, "decompose": False, "noise_streams": "global"}
 ALIASES = {"kT_llg": "bath_kT"}
 
 
@@ -48,6 +50,11 @@ def add_parser(sub):
     g.add_argument("--resume", action="store_true", default=None,
                    help="continue the interrupted run in OUT.partial (same parameters)")
     g.add_argument("--overwrite", action="store_true", default=None, help="replace an existing OUT")
+    d = p.add_argument_group("under torchrun (docs/distributed.md)")
+    d.add_argument("--decompose", action="store_true", default=None,
+                   help="cut one lattice into strips over the ranks (ML models); default: spread the replicas")
+    d.add_argument("--noise-streams", dest="noise_streams", choices=NOISE_MODES, default=None,
+                   help="with --decompose: 'global' reproduces a single-process run, 'rows' scales")
     show_defaults(p, DEFAULTS)
     p.set_defaults(func=run, _types=schema(p, DEFAULTS))
 
@@ -99,6 +106,41 @@ def run(args) -> int:
     cfg = merged(args, load_config(args.config), DEFAULTS, aliases=ALIASES)
     check_run_numbers(cfg, {"replicas": 1, "steps": 0, "every": 1, "seed": 0, "size": 1, "threads": 1})
     lattice, model = physics_from(cfg)
+    env = torchrun_env(cfg)                           # None unless launched by torchrun
+    on_main(env, _check_outputs, cfg)
+    provider = build_provider(cfg, lattice, model)   # model name, card and lattice checked before anything is written
+    spins0 = initial_spins(cfg, lattice)
+    out = cfg["out"]
+
+    def status(step, t, spins, res):
+        s = spins.detach().cpu().numpy()
+        return {"E/N": float(res.energy.mean()) / lattice.N, "nn": float(nn_correlation(s, lattice).mean()),
+                "chi": float(mean_chirality(s, lattice).mean())}
+
+    attrs = {"initial": str(cfg["initial"]), "noise": cfg["noise"]}
+    if env is not None:
+        res = simulate_distributed(env, cfg, provider, spins0, observers=[status], attrs=attrs)
+        if not env.is_main:
+            return 0
+    else:
+        res = run_llg(provider, spins0, steps=cfg["steps"], dt=cfg["dt"], alpha=cfg["alpha"], kT=cfg["bath_kT"],
+                      scheme=cfg["scheme"], seed=cfg["seed"], every=cfg["every"], out=out, observers=[status],
+                      save_fields=bool(cfg["save_fields"]), resume=bool(cfg.get("resume")), progress=True,
+                      overwrite=bool(cfg.get("overwrite")), attrs=attrs)
+    last = res.observations[-1] if res.observations else {}
+    where = f" on {env.world} ranks" if env is not None else ""
+    print(f"{res.steps_done} steps in {res.wall_time:.1f} s ({1e3 * res.wall_time / max(res.steps_done, 1):.2f} "
+          f"ms/step, {spins0.shape[0]} replica(s) of {lattice.N} sites{where}); final " +
+          ", ".join(f"{k} = {v:.4f}" for k, v in last.items()) + f"  ->  {out}")
+    if cfg.get("plots"):
+        from ..analysis.plots import plot_trajectory
+        for p in plot_trajectory(out, cfg["plots"]):
+            print(f"plot -> {p}")
+    return 0
+
+
+def _check_outputs(cfg: dict) -> None:
+    """Output paths, before any work (on rank 0 only under torchrun)."""
     out = cfg["out"]
     if cfg.get("plots"):
         o, pl = os.path.abspath(out), os.path.abspath(cfg["plots"])
@@ -109,27 +151,6 @@ def run(args) -> int:
     _make_dir(os.path.dirname(os.path.abspath(out)), "--out")
     check_writable(out)
     check_target(out, bool(cfg.get("resume")), bool(cfg.get("overwrite")))
-    provider = build_provider(cfg, lattice, model)   # model name, card and lattice checked before anything is written
     if cfg.get("plots"):
         _make_dir(cfg["plots"], "--plots")
         check_writable(os.path.join(cfg["plots"], "x.png"), "--plots")
-    spins0 = initial_spins(cfg, lattice)
-
-    def status(step, t, spins, res):
-        s = spins.detach().cpu().numpy()
-        return {"E/N": float(res.energy.mean()) / lattice.N, "nn": float(nn_correlation(s, lattice).mean()),
-                "chi": float(mean_chirality(s, lattice).mean())}
-
-    res = run_llg(provider, spins0, steps=cfg["steps"], dt=cfg["dt"], alpha=cfg["alpha"], kT=cfg["bath_kT"],
-                  scheme=cfg["scheme"], seed=cfg["seed"], every=cfg["every"], out=out, observers=[status],
-                  save_fields=bool(cfg["save_fields"]), resume=bool(cfg.get("resume")), progress=True,
-                  overwrite=bool(cfg.get("overwrite")), attrs={"initial": str(cfg["initial"]), "noise": cfg["noise"]})
-    last = res.observations[-1] if res.observations else {}
-    print(f"{res.steps_done} steps in {res.wall_time:.1f} s ({1e3 * res.wall_time / max(res.steps_done, 1):.2f} "
-          f"ms/step, {spins0.shape[0]} replica(s) of {lattice.N} sites); final " +
-          ", ".join(f"{k} = {v:.4f}" for k, v in last.items()) + f"  ->  {out}")
-    if cfg.get("plots"):
-        from ..analysis.plots import plot_trajectory
-        for p in plot_trajectory(out, cfg["plots"]):
-            print(f"plot -> {p}")
-    return 0
