@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..dynamics.generate import generate_dataset, relabel_dataset
+from ..datasets.generate import generate_dataset, relabel_dataset
 from ..errors import NearsightError
 from .common import (DeprecatedAlias, add_physics_args, add_solver_args, build_provider, check_run_numbers,
                      load_config, merged, output_path, physics_from, schema, show_defaults)
