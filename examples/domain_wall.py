@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from nearsight.analysis.locality import mixed_configuration
 from nearsight.analysis.walls import wall_position, wall_velocity
+from nearsight.datasets.snapshots import draw_snapshots
 from nearsight.electrons import AnisotropyProvider, NEGFProvider, Strip, SumProvider
 from nearsight.electrons.base import transverse
 from nearsight.electrons.base import transverse_rms_ratio as rms_ratio
@@ -171,20 +172,6 @@ def step_snapshots(cfg, args):
                              "wide_band": cfg.get("wide_band") or 0.0, "solver": "negf", "split": split},
                       extra={"bias": np.concatenate(V_all), "charge_current": np.concatenate(I_all)})
         print(f"wrote {P[split]}: {len(np.concatenate(V_all))} labelled configurations")
-
-
-def draw_snapshots(sr: dict, strip: Strip, rng, count: int, per: int):
-    """The snapshot sampler: for each NEGF call a bias and ``per`` draws (clean wall, noise amplitude, noisy
-    spins) — uniform wall position, width, tilt and noise amplitude in the ranges of ``sr``. Replaying it with a
-    file's seed gives that file's configurations again, with the wall and the amplitude behind each."""
-    for _ in range((count + per - 1) // per):
-        V = float(rng.uniform(*sr["bias"]))
-        draws = []
-        for _ in range(per):
-            s0 = domain_wall(strip, rng.uniform(*sr["x0"]), rng.uniform(*sr["width"]), phi=rng.uniform(0, 2 * np.pi))
-            amp = float(rng.uniform(*sr["noise"]))
-            draws.append((s0, amp, normalize(s0 + amp * rng.standard_normal(s0.shape))))
-        yield V, draws
 
 
 def noise_amplitudes(cfg, split="val") -> np.ndarray:

@@ -6,7 +6,7 @@ import torch
 
 from nearsight import Lattice, NearsightError, SDModel
 from nearsight.cli import main
-from nearsight.dynamics.generate import generate_dataset, relabel_dataset, window_mu
+from nearsight.datasets.generate import generate_dataset, relabel_dataset, window_mu
 from nearsight.electrons import EDProvider
 from nearsight.ensemble import electron_count
 from nearsight.io import read_dataset

@@ -8,7 +8,7 @@ import torch
 
 from nearsight import Lattice, NearsightError, SDModel
 from nearsight.dynamics import run_llg
-from nearsight.dynamics.generate import generate_dataset
+from nearsight.datasets.generate import generate_dataset
 from nearsight.electrons import EDProvider
 from nearsight.electrons.classical import HeisenbergProvider
 from nearsight.io import read_dataset, read_trajectory, write_dataset
@@ -112,7 +112,7 @@ def test_generate_with_a_driver_labels_the_drivers_frames_exactly(tmp_path):
 
 
 def test_relabel_keeps_configurations_and_gives_the_new_providers_exact_labels(tmp_path):
-    from nearsight.dynamics.generate import relabel_dataset
+    from nearsight.datasets.generate import relabel_dataset
     lat = Lattice("square", 4, 4)
     src = str(tmp_path / "src.h5")
     generate_dataset(EDProvider(lat, SDModel(J=6.0, mu=-4.4, kT=0.01)), src, kTs=[0.02], replicas=2, steps=10,

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nearsight import Lattice, NearsightError, SDModel
-from nearsight.dynamics.generate import generate_dataset
+from nearsight.datasets.generate import generate_dataset
 from nearsight.electrons import EDProvider
 from nearsight.io import read_dataset
 from nearsight.ml import MLProvider, load_model, save_model

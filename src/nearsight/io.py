@@ -162,26 +162,6 @@ def read_dataset(path: str) -> tuple[dict, dict]:
     return arrays, attrs
 
 
-def merge_datasets(paths: list[str], out: str) -> None:
-    """Concatenate datasets of the same lattice and model (trajectory ids kept distinct)."""
-    parts = [read_dataset(p) for p in paths]
-    ref = parts[0][1]
-    for p, (_, a) in zip(paths, parts):
-        for k in ("lattice", "L1", "L2", "J", "t", "kT", "filling", "mu"):
-            if a.get(k) != ref.get(k):
-                raise NearsightError(f"dataset {p!r} has {k}={a.get(k)!r}, but {paths[0]!r} has {ref.get(k)!r}")
-    arrs, offset = {}, 0
-    for arrays, _ in parts:
-        a = dict(arrays)
-        a["trajectory"] = a["trajectory"] + offset
-        offset = int(a["trajectory"].max()) + 1
-        for k, v in a.items():
-            arrs.setdefault(k, []).append(v)
-    cat = {k: np.concatenate(v) for k, v in arrs.items()}
-    write_dataset(out, cat["spins"], cat["fields"], cat["energy"], trajectory=cat["trajectory"],
-                  time=cat.get("time"), kT_llg=cat.get("kT_llg"), attrs=ref)
-
-
 def _portable(attrs: dict) -> dict:
     """Attributes with a model file's absolute path replaced by its name and SHA-256 (``*model_path`` keys)."""
     out = {}

@@ -15,9 +15,8 @@ import signal
 import sys
 import warnings
 
-COMMANDS = ["fields", "simulate", "generate", "locality", "train", "models"]
-COMMANDS.append("analyze")
-COMMANDS.append("study")
+COMMANDS = ["fields", "simulate", "generate", "locality", "train", "train_shipped", "validate", "compare", "models",
+            "analyze", "study"]
 
 
 def version_line() -> str:

@@ -1,5 +1,8 @@
 """``nearsight generate [CONFIG.yaml] [flags]``: a training dataset from LLG quench trajectories.
 
+``nearsight generate configs/systems/NAME.yaml --spec SPEC`` makes the dataset of one named spec of a system file
+(nearsight.datasets.systems: the system's physics with that spec's sampling or relabelling); flags override it.
+
 With ``source: DATASET.h5`` (``--source``) no dynamics runs: the source's configurations are labelled anew by this
 config's solver and physics (e.g. another electronic temperature); lattice and size must be the source's.
 ``bath_kT`` (``--bath-kT``) lists the LLG bath temperatures of the quenches (the old name ``kTs`` / ``--kTs`` is a
@@ -8,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..dynamics.generate import generate_dataset, relabel_dataset
+from ..datasets.generate import generate_dataset, relabel_dataset
+from ..datasets.systems import is_system_config, load_system
 from ..errors import NearsightError
 from .common import (DeprecatedAlias, add_physics_args, add_solver_args, build_provider, check_run_numbers,
                      load_config, merged, output_path, physics_from, schema, show_defaults)
@@ -22,7 +26,8 @@ DEFAULTS = {"bath_kT": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 
 def add_parser(sub):
     p = sub.add_parser("generate", help="write a training dataset sampled from LLG quenches",
                        description=__doc__.splitlines()[0])
-    p.add_argument("config", nargs="?", default=None, help="YAML config (flags override it)")
+    p.add_argument("config", nargs="?", default=None, help="YAML config or system file (flags override it)")
+    p.add_argument("--spec", default=None, help="the named spec of a system file (configs/systems/NAME.yaml)")
     add_physics_args(p, required=False)
     add_solver_args(p)
     g = p.add_argument_group("sampling")
@@ -51,8 +56,23 @@ def add_parser(sub):
     p.set_defaults(func=run, _types=schema(p, DEFAULTS))
 
 
+def config_of(args) -> dict:
+    """The config file's settings: a plain generation config, or the expanded ``--spec`` of a system file."""
+    raw = load_config(args.config)
+    if is_system_config(raw):
+        system = load_system(args.config)
+        if args.spec is None:
+            raise NearsightError(f"{args.config!r} is a system file: choose a dataset with --spec NAME (one of "
+                                 f"{', '.join(system.specs)})")
+        return system.resolved(args.spec)
+    if args.spec is not None:
+        raise NearsightError("--spec names a dataset of a system file (configs/systems/NAME.yaml); "
+                             f"{'no config was given' if args.config is None else repr(args.config) + ' is not one'}")
+    return raw
+
+
 def run(args) -> int:
-    cfg = merged(args, load_config(args.config), DEFAULTS, aliases=ALIASES)
+    cfg = merged(args, config_of(args), DEFAULTS, aliases=ALIASES)
     check_run_numbers(cfg, {"replicas": 1, "steps": 1, "every": 1, "skip": 0, "seed": 0, "size": 1, "threads": 1})
     lattice, model = physics_from(cfg)
     output_path(cfg["out"], bool(cfg.get("overwrite")))

@@ -18,6 +18,31 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=list_models, json=False)
 
 
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def held_out_text(card: dict) -> str:
+    """The held-out transverse-field error a card records, by kind of frame where the card has the split
+    (disordered / ordered, nearsight.training.metrics); an older card's numbers are printed as what they are."""
+    held = card.get("held_out") or {}
+    overall = held.get("transverse_rms_ratio")
+    if isinstance(held.get("disordered"), dict) and isinstance(held.get("ordered"), dict):
+        d, o = (held[k].get("transverse_rms_ratio") if held[k].get("n_frames") else None
+                for k in ("disordered", "ordered"))
+        split = held.get("split_time")
+        return (f"held-out |h_perp| error: disordered {_pct(d)} / ordered {_pct(o)} / overall {_pct(overall)}"
+                + (f" (disordered: quench frames at t < {split:g})" if split is not None else ""))
+    if overall is None:
+        return ""
+    if held.get("early_transverse_rms_ratio") is not None:
+        return (f"held-out |h_perp| error: overall {_pct(overall)}; this card predates the disordered/ordered kinds "
+                f"and holds early {_pct(held['early_transverse_rms_ratio'])} / late "
+                f"{_pct(held.get('late_transverse_rms_ratio'))} (frames at t <= / > the median time "
+                f"{held.get('early_late_split_time', float('nan')):.3g}); by kind of frame: the model's report")
+    return f"held-out |h_perp| error: overall {_pct(overall)} (all held-out frames pooled; no split on this card)"
+
+
 def list_models(args) -> int:
     from ..ml.cards import load_card, shipped_models, summary_line
     ships = shipped_models()
@@ -28,7 +53,9 @@ def list_models(args) -> int:
     if not cards:
         print("no models are shipped with this installation; train one with 'nearsight train CONFIG.yaml'")
     for name, card in cards.items():
-        print(summary_line(name, card))
+        held = held_out_text(card)
+        print(summary_line(name, {k: v for k, v in card.items() if k != "held_out"})   # the error: split, below
+              + (f"\n{'':24s} {held}" if held else ""))
     return 0
 
 

@@ -34,6 +34,8 @@ def run(args) -> int:
         cfg["progress"] = False
     path = train(cfg)
     held = load_card(path).get("held_out", {})
-    print(json.dumps({"model": path, "held_out_transverse_rms_ratio": held.get("transverse_rms_ratio"),
+    kinds = {f"held_out_{k}_transverse_rms_ratio": (held.get(k) or {}).get("transverse_rms_ratio")
+             for k in ("disordered", "ordered")}
+    print(json.dumps({"model": path, **kinds, "held_out_transverse_rms_ratio": held.get("transverse_rms_ratio"),
                       "held_out_energy_rmse_per_site": held.get("energy_rmse_per_site")}))
     return 0

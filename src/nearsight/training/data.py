@@ -27,6 +27,7 @@ import torch
 from ..errors import NearsightError
 from ..io import read_dataset
 from ..lattice import LATTICES, Lattice
+from .metrics import ordered_start
 
 #: physics attributes that must agree across every file of a training run (None = absent)
 PHYSICS = ("lattice", "J", "t", "t2", "B", "kT", "mu", "filling")
@@ -165,7 +166,7 @@ def load_frames(path: str) -> tuple[FrameSet, dict, str]:
         raise NearsightError(f"dataset {path!r}: spins are not unit vectors (max | |S|-1 | = {dev:.2g})")
     traj = np.asarray(arrays.get("trajectory", np.zeros(F)), np.int64).reshape(F)
     time = np.asarray(arrays.get("time", np.zeros(F)), np.float64).reshape(F)
-    ordered = np.full(F, attrs.get("initial") not in (None, "random"))
+    ordered = np.full(F, ordered_start(attrs))
     opt = _mu_arrays(arrays, path, F, lattice.N) if phys["mu_window"] is not None else {}
     fs = FrameSet(lattice, torch.from_numpy(s.astype(np.float64)), torch.from_numpy(h.astype(np.float64)),
                   torch.from_numpy(e.astype(np.float64)), traj, time, path, ordered, **opt)

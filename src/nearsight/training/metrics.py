@@ -3,7 +3,8 @@
 A frame is **disordered** when it belongs to a quench from random spins (dataset attribute ``initial`` absent or
 ``'random'``) and its time is below ``split_time`` (config key, default 10: the early, disordered part of a
 quench); every other frame — later quench frames and every frame of a run from an ordered start — is
-**ordered**. ``examples/validate_model.py`` splits the same way (``--split-time``, default 10).
+**ordered**. ``nearsight validate`` (:mod:`nearsight.analysis.validate`) splits the same way (``--split-time``,
+default 10); so do the held-out numbers on a model's card.
 
 The figure of merit of every set is the pooled transverse RMS ratio
 ``sqrt(sum |h_perp_ML - h_perp_ref|^2 / sum |h_perp_ref|^2)`` over all sites of all its frames (1 for a
@@ -11,15 +12,24 @@ zero-field predictor).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from ..ml.canonical import count_slopes, energy_fields_count
 from ..ml.network import energy_and_fields
 from .loss import Accumulator
 
 #: default split time of the disordered / ordered kinds (config key ``split_time``)
 SPLIT_TIME = 10.0
 KINDS = ("disordered", "ordered")
+
+
+def ordered_start(attrs: dict) -> bool:
+    """Whether a dataset's frames come from runs started in an ordered state (its attribute ``initial`` is set and
+    not ``'random'``)."""
+    return attrs.get("initial") not in (None, "random")
 
 
 def disordered_mask(fs, split_time: float = SPLIT_TIME) -> np.ndarray:
@@ -61,3 +71,25 @@ def evaluate(models: dict, sets: list, device, dtype, split_time: float = SPLIT_
         res[kind] = acc[kind].result()
     res["split_time"] = float(split_time)
     return (res, kept) if keep else res
+
+
+def count_errors(models: dict, sets: list, device, dtype, *, slopes: bool = False, grid_points: int = 9) -> dict:
+    """Count error of a mu-conditioned model on frames at their own mu: RMS of ``(N_pred - N_ref)/N`` and the
+    largest ``|N_pred - N_ref|/N``; with ``slopes`` also the smallest ``dN/dmu`` per site met on these frames over
+    ``grid_points`` values of mu spanning the window (``> 0`` everywhere: the canonical solve is well posed)."""
+    sq, worst, frames, slope = 0.0, 0.0, 0, math.inf
+    for fs in sets:
+        m = models[fs.lattice]
+        for sl in torch.split(torch.arange(len(fs)), 16):
+            _, _, n, _ = energy_fields_count(m, fs.spins[sl].to(device, dtype), fs.mu[sl].to(device))
+            d = (n.double().cpu() - fs.n_electrons[sl]) / fs.lattice.N
+            sq, worst, frames = sq + float(d.pow(2).sum()), max(worst, float(d.abs().max())), frames + len(sl)
+            if slopes:
+                lo, hi = m.window
+                grid = np.linspace(lo, hi, grid_points)
+                slope = min(slope, float(count_slopes(m, fs.spins[sl].to(device, dtype), grid).min()) / fs.lattice.N)
+    out = {"count_rmse_per_site": math.sqrt(sq / frames) if frames else float("nan"),
+           "count_max_error_per_site": worst if frames else float("nan"), "n_frames": frames}
+    if slopes:
+        out["min_dN_dmu_per_site"] = slope if frames else float("nan")
+    return out

@@ -85,9 +85,9 @@ from ..ml.network import DTYPES, dtype_from_name, energy_and_fields
 from . import cache as dcache
 from .data import TrainingData, batches, load_training_data
 from .families import FAMILIES, build_family
-from ..ml.canonical import count_slopes, energy_fields_count
+from ..ml.canonical import energy_fields_count
 from .loss import Accumulator, count_loss, density_loss, frame_loss, ramp
-from .metrics import KINDS, SPLIT_TIME, disordered_mask, evaluate
+from .metrics import KINDS, SPLIT_TIME, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
 from .schedule import OPTIMIZERS, SCHEDULES, EarlyStopping, eval_module, lr_at, make_ema, make_optimizer, make_plateau
 
@@ -479,28 +479,6 @@ def _count_scales(c: dict, data: TrainingData) -> tuple[float, float]:
     dens = [fs.site_density.reshape(-1) for fs in data.train if fs.site_density is not None]
     ds = c["density_scale"] or (spread(torch.cat(dens)) if dens else 1.0)
     return cs, ds
-
-
-def count_errors(models: dict, sets: list, device, dtype, *, slopes: bool = False, grid_points: int = 9) -> dict:
-    """Count error of a mu-conditioned model on frames at their own mu: RMS of ``(N_pred - N_ref)/N`` and the
-    largest ``|N_pred - N_ref|/N``; with ``slopes`` also the smallest ``dN/dmu`` per site met on these frames over
-    ``grid_points`` values of mu spanning the window (``> 0`` everywhere: the canonical solve is well posed)."""
-    sq, worst, frames, slope = 0.0, 0.0, 0, math.inf
-    for fs in sets:
-        m = models[fs.lattice]
-        for sl in torch.split(torch.arange(len(fs)), 16):
-            _, _, n, _ = energy_fields_count(m, fs.spins[sl].to(device, dtype), fs.mu[sl].to(device))
-            d = (n.double().cpu() - fs.n_electrons[sl]) / fs.lattice.N
-            sq, worst, frames = sq + float(d.pow(2).sum()), max(worst, float(d.abs().max())), frames + len(sl)
-            if slopes:
-                lo, hi = m.window
-                grid = np.linspace(lo, hi, grid_points)
-                slope = min(slope, float(count_slopes(m, fs.spins[sl].to(device, dtype), grid).min()) / fs.lattice.N)
-    out = {"count_rmse_per_site": math.sqrt(sq / frames) if frames else float("nan"),
-           "count_max_error_per_site": worst if frames else float("nan"), "n_frames": frames}
-    if slopes:
-        out["min_dN_dmu_per_site"] = slope if frames else float("nan")
-    return out
 
 
 def _finite(x):

@@ -36,12 +36,12 @@ import shutil
 import numpy as np
 from tqdm import tqdm
 
+from ..dynamics.run import run_llg
 from ..electrons.base import FieldProvider
 from ..errors import NearsightError
 from ..hamiltonian import SDModel
 from ..io import check_writable, read_dataset, write_dataset
 from ..states import make_state
-from .run import run_llg
 
 
 #: per-frame label extras stored next to energy and fields when the provider returns them

@@ -1,0 +1,227 @@
+"""The pipeline commands: ``nearsight generate SYSTEM --spec NAME``, ``nearsight validate``, ``nearsight compare``
+and ``nearsight train-shipped`` on tiny data made here; bad input is one line on stderr before any work."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from ml_data import quench_dataset
+from nearsight import Lattice, SDModel
+from nearsight.analysis.compare import compare
+from nearsight.cli import main
+from nearsight.descriptors import Descriptor
+from nearsight.electrons import EDProvider
+from nearsight.electrons.base import transverse_rms_ratio
+from nearsight.io import read_dataset, write_dataset
+from nearsight.ml import MLProvider, SiteEnergyModel, SiteMLP
+from nearsight.ml.cards import save_model
+from nearsight.states import random_spins
+
+L = 5
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A small untrained model of the ml_data physics (square, J = 6, n = 0.485, kT = 0.01) on 5x5."""
+    torch.manual_seed(0)
+    lat = Lattice("square", L)
+    desc = Descriptor(lat, 2.0)
+    head = SiteMLP(desc.n_features, [8], "silu")
+    with torch.no_grad():
+        x = desc(torch.as_tensor(random_spins(lat.N, np.random.default_rng(0), batch=4)))
+        head.set_normalization(x.reshape(-1, desc.n_features).mean(0), x.reshape(-1, desc.n_features).std(0),
+                               e_ref=-6.0, scale=0.1)
+    model = SiteEnergyModel(desc, head, lat).to(torch.float64)
+    card = {"name": "tiny", "lattice": "square", "t": 1.0, "t2": 0.0, "J": 6.0, "B": [0, 0, 0], "kT": 0.01,
+            "filling": 0.485, "mu": None, "ensemble": "canonical", "cutoff": model.cutoff,
+            "n_features": head.n_features, "network": head.shape(), "dtype": "float64",
+            "descriptor": desc.config(), "energy_reference": -6.0,
+            "training_data": {"provider": "ed", "lattice_sizes": [[L, L]], "n_frames": 0},
+            "held_out": {"transverse_rms_ratio": 0.5, "split_time": 10.0,
+                         "disordered": {"transverse_rms_ratio": 0.75, "n_frames": 3},
+                         "ordered": {"transverse_rms_ratio": 0.25, "n_frames": 4}}}
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(str(path), model, card)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A quench (frames at t = 0, 0.1, ..., 0.4) and the same frames recorded as an ordered-start run."""
+    d = tmp_path_factory.mktemp("data")
+    q = quench_dataset(str(d / "q.h5"), L=L, n_traj=1, steps=8, every=2)
+    arrays, attrs = read_dataset(q)
+    o = str(d / "o.h5")
+    write_dataset(o, arrays["spins"], arrays["fields"], arrays["energy"], trajectory=arrays["trajectory"],
+                  time=arrays["time"], attrs={**attrs, "initial": "neel"})
+    return q, o
+
+
+def _one_line_error(capsys, rc, needle):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and needle in err and len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------------------------------------------- validate
+def test_validate_splits_by_kind_and_pools_over_files(model_path, data, tmp_path, capsys):
+    q, o = data
+    report = tmp_path / "r.md"
+    assert main(["validate", "--model", model_path, "--data", q, o, "--split-time", "0.25", "--floor-draws", "2",
+                 "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    arrays = read_dataset(q)[0]
+    S, H, t = (torch.as_tensor(arrays[k]) for k in ("spins", "fields", "time"))
+    pred = MLProvider(model_path, Lattice("square", L))(S).fields.detach()
+    dis = t < 0.25
+    # the quench: disordered = t < 0.25, ordered = the rest; the ordered-start file: every frame ordered
+    want_dis = transverse_rms_ratio(pred[dis], H[dis], S[dis])
+    want_all = transverse_rms_ratio(pred, H, S)
+    want_ord = transverse_rms_ratio(torch.cat([pred[~dis], pred]), torch.cat([H[~dis], H]), torch.cat([S[~dis], S]))
+    pooled = [line for line in out.splitlines() if line.startswith("held out, all files pooled")][0]
+    assert f"disordered {100 * want_dis:.2f}%" in pooled and f"ordered {100 * want_ord:.2f}%" in pooled
+    assert f"overall {100 * want_all:.2f}%" in pooled
+    rows = [line.split() for line in out.splitlines() if line.startswith("o.h5")]
+    assert [r[1] for r in rows] == ["all", "ordered"]                 # no disordered frame in an ordered-start file
+    text = report.read_text()
+    assert "nearsight validate --model" in text and "| q.h5 | disordered (t<0.25) (3 frames) |" in text
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--data", "nope.h5"], "does not exist"),
+    (["--floor-draws", "1"], "at least 2 frames"),
+    (["--split-time", "-1"], "--split-time"),
+    (["--report", "/proc/nope/r.md"], "does not exist"),
+])
+def test_validate_bad_input_is_one_line_before_work(model_path, data, capsys, argv, needle):
+    base = {"--data": [data[0]], "--model": [model_path]}
+    for k, v in zip(argv[::2], argv[1::2]):
+        base[k] = [v]
+    rc = main(["validate", *[x for k, v in base.items() for x in (k, *v)]])
+    _one_line_error(capsys, rc, needle)
+    assert capsys.readouterr().out == ""
+
+
+def test_validate_unknown_model(data, capsys):
+    _one_line_error(capsys, main(["validate", "--model", "no-such-model", "--data", data[0]]), "no-such-model")
+
+
+# ----------------------------------------------------------------------------------------------------- compare
+def test_compare_identical_dynamics_give_z_zero():
+    """Paired, without bath noise, ED against ED: the same trajectories, so every difference and z is 0."""
+    lat = Lattice("triangular", 4)
+    model = SDModel(J=2.0, filling=0.25, kT=0.01)
+    s = {"size": 4, "replicas": 2, "steps": 4, "every": 2, "dt": 0.05, "alpha": 0.5, "bath_kT": 0.0, "seed": 1}
+    c = compare(EDProvider(lat, model), EDProvider(lat, model), model, lat, s, name="ED2", paired=True,
+                log=lambda m: None)
+    assert c.t.shape == (3,) and c.ed["nn"].shape == (3, 2)
+    for q in ("nn", "chi"):
+        assert np.array_equal(c.ed[q], c.tested[q]) and np.all(c.z(q) == 0)
+    assert c.worst() == 0.0
+
+
+def test_compare_cli_runs_and_reuses_the_ed_cache(model_path, tmp_path, capsys):
+    argv = ["compare", "--model", model_path, "--size", str(L), "--replicas", "2", "--steps", "4", "--every", "2",
+            "--plot", str(tmp_path / "p.png"), "--ed-cache", str(tmp_path / "c" / "ed.npz")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "ED ensemble written" in out and "largest |difference|" in out and (tmp_path / "p.png").exists()
+    assert main(argv + ["--paired"]) == 0            # ED starts and noise do not depend on --paired: cache reused
+    assert "ED ensemble read from" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--replicas", "1"], "two replicas"),
+    (["--steps", "0"], "--steps"),
+    (["--plot", "/proc/x.png"], "cannot write"),
+])
+def test_compare_bad_input_is_one_line_before_work(model_path, capsys, argv, needle):
+    rc = main(["compare", "--model", model_path, "--size", str(L), *argv])
+    _one_line_error(capsys, rc, needle)
+
+
+# ----------------------------------------------------------------------------------- generate --spec, train-shipped
+SYSTEM = """root: ../..
+data_dir: data
+physics: {lattice: square, J: 6.0, filling: 0.485, kT: 0.01, solver: ed}
+sampling: {dt: 0.05, alpha: 0.5}
+specs:
+  a: {size: 4, initial: random, bath_kT: [0.01], replicas: 1, steps: 4, every: 2, seed: 3}
+  a01: {relabel: a, kT: 0.1}
+"""
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    (tmp_path / "configs" / "systems").mkdir(parents=True)
+    (tmp_path / "configs" / "train").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "configs" / "systems" / "s.yaml").write_text(SYSTEM)
+    (tmp_path / "configs" / "train" / "m.yaml").write_text("datasets: [data/a01.h5]\nout: runs/m\n")
+    return tmp_path
+
+
+def test_generate_spec_equals_the_flat_config(checkout, monkeypatch):
+    monkeypatch.chdir(checkout)
+    sysf = os.path.join("configs", "systems", "s.yaml")
+    assert main(["generate", sysf, "--spec", "a"]) == 0
+    assert main(["generate", sysf, "--spec", "a01"]) == 0
+    assert main(["generate", "--lattice", "square", "--size", "4", "--J", "6", "--filling", "0.485", "--kT", "0.01",
+                 "--bath-kT", "0.01", "--replicas", "1", "--steps", "4", "--every", "2", "--seed", "3",
+                 "--out", "flat.h5"]) == 0
+    a, flat, a01 = (read_dataset(p) for p in ("data/a.h5", "flat.h5", "data/a01.h5"))
+    for k in ("spins", "fields", "energy", "time"):
+        assert np.array_equal(a[0][k], flat[0][k])
+    assert np.array_equal(a01[0]["spins"], a[0]["spins"]) and a01[1]["kT"] == 0.1 and a01[1]["source"] == "data/a.h5"
+
+
+def test_train_shipped_plans_and_errors(checkout, capsys):
+    assert main(["train-shipped", "m", "--root", str(checkout), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    sysf = os.path.join("configs", "systems", "s.yaml")
+    assert out == [f"would run: nearsight generate {sysf} --spec a", f"would run: nearsight generate {sysf} --spec a01",
+                   f"would run: nearsight train {os.path.join('configs', 'train', 'm.yaml')}"]
+    _one_line_error(capsys, main(["train-shipped", "nope", "--root", str(checkout)]), "available: m")
+    (checkout / "configs" / "train" / "m.yaml").write_text("datasets: [data/zz.h5]\nout: runs/m\n")
+    _one_line_error(capsys, main(["train-shipped", "m", "--root", str(checkout)]), "no spec of")
+    assert not os.path.exists(checkout / "runs")
+
+
+def test_generate_system_file_needs_a_known_spec(checkout, capsys, monkeypatch):
+    monkeypatch.chdir(checkout)
+    sysf = os.path.join("configs", "systems", "s.yaml")
+    _one_line_error(capsys, main(["generate", sysf]), "--spec NAME (one of a, a01)")
+    _one_line_error(capsys, main(["generate", sysf, "--spec", "b"]), "has no spec 'b'")
+    assert os.listdir("data") == []
+
+
+@pytest.mark.parametrize("command", ["validate", "compare", "train-shipped", "generate"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0 and "usage: nearsight " + command in capsys.readouterr().out
+
+
+def test_shipped_configs_dry_run(capsys):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if shutil.which("git") is None or not os.path.isdir(os.path.join(root, "configs", "systems")):
+        pytest.skip("not a checkout")
+    assert main(["train-shipped", "triangular-120", "--root", root, "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(os.path.join("configs", "train", "triangular-120.yaml"))
+
+
+def test_models_prints_held_out_errors_by_kind(model_path, tmp_path, monkeypatch, capsys):
+    from nearsight.ml import cards as cards_mod
+    monkeypatch.setattr(cards_mod, "MODELS_DIR", tmp_path)
+    shutil.copy(model_path, tmp_path / "tiny.pt")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out |h_perp| error: disordered 75.0% / ordered 25.0% / overall 50.0%" in out
+    old = torch.load(model_path, weights_only=False)        # a card from before the split: its own numbers, named
+    old["card"]["held_out"] = {"transverse_rms_ratio": 0.5, "early_transverse_rms_ratio": 0.4,
+                               "late_transverse_rms_ratio": 0.6, "early_late_split_time": 10.0}
+    torch.save(old, tmp_path / "tiny.pt")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "overall 50.0%; this card predates" in out and "early 40.0% / late 60.0%" in out and "75.0" not in out
