@@ -63,3 +63,29 @@ def test_decompose_refuses_a_solver_without_cutoff(tmp_path):
                         "0", "--solver", "ed", "--steps", "2", "--decompose", "--out", "e.h5"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "--decompose needs an ML model" in (r.stdout + r.stderr)
+
+
+def test_train_under_torchrun_equals_one_process(tmp_path):
+    """Data-parallel ``nearsight train`` on 2 ranks takes the single-process steps (float64, 3 epochs: the weights
+    agree to reduction-order rounding; batch size 5 on 2 ranks leaves uneven shards, 1-frame batches empty ones)."""
+    import yaml
+    from ml_data import quench_dataset
+    from nearsight.ml.cards import torch_load_safely
+
+    data = quench_dataset(str(tmp_path / "d.h5"), n_traj=6, steps=20, every=4, seed=3)
+    base = {"datasets": [data], "descriptor": {"cutoff": 2.0}, "hidden": [8, 8], "epochs": 3, "batch_size": 5,
+            "lr": 1e-2, "dtype": "float64", "seed": 0, "progress": False, "val_fraction": 0.34, "name": "m"}
+    weights = {}
+    for nproc in (0, 2):
+        out = tmp_path / f"run{nproc}"
+        (tmp_path / f"c{nproc}.yaml").write_text(yaml.safe_dump({**base, "out": str(out)}))
+        pre = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] \
+            if nproc else [sys.executable]
+        r = subprocess.run([*pre, "-m", "nearsight", "train", str(tmp_path / f"c{nproc}.yaml"), "--threads", "1"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        state = torch_load_safely(str(out / "m.pt"))["state_dict"]
+        weights[nproc] = np.concatenate([v.double().numpy().ravel() for k, v in sorted(state.items())
+                                         if v.dtype.is_floating_point])
+    assert np.abs(weights[0] - weights[2]).max() < 1e-9 * np.abs(weights[0]).max()

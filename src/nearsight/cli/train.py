@@ -33,6 +33,8 @@ def run(args) -> int:
     if args.no_progress:
         cfg["progress"] = False
     path = train(cfg)
+    if path is None:                 # a rank other than 0 under torchrun: rank 0 wrote the model and prints
+        return 0
     held = load_card(path).get("held_out", {})
     kinds = {f"held_out_{k}_transverse_rms_ratio": (held.get(k) or {}).get("transverse_rms_ratio")
              for k in ("disordered", "ordered")}

@@ -87,6 +87,7 @@ from .data import TrainingData, batches, load_training_data
 from .families import FAMILIES, build_family
 from ..ml.canonical import energy_fields_count
 from .loss import Accumulator, count_loss, density_loss, frame_loss, ramp
+from .parallel import DataParallel
 from .metrics import KINDS, SPLIT_TIME, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
 from .schedule import OPTIMIZERS, SCHEDULES, EarlyStopping, eval_module, lr_at, make_ema, make_optimizer, make_plateau
@@ -291,12 +292,14 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     returning None (how tests emulate an interrupted run).
     """
     c = check_config(config)
+    par = DataParallel.from_config(c)   # torchrun: ranks share each batch (training/parallel.py)
     out = Path(c["out"])
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     ck = _load_checkpoint(out, c)
     mu_model = fam.mu_input is not None
-    use_cache = False if mu_model else dcache.resolve(c, fam, data, dtype)
+    use_cache = False if mu_model or par.active else dcache.resolve(c, fam, data, dtype)
+    par.check(mu_model, use_cache)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -304,6 +307,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     learn = fam.learn
     models = fam.views(learn)
     params = [p for p in learn.parameters() if p.requires_grad]
+    par.wrap(models)
     val_ids = sorted({int(t) for fs in data.val for t in fs.trajectory})
     opt = make_optimizer(c, params)
     plateau = make_plateau(c, opt)
@@ -352,6 +356,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
             bar.set_description(f"epoch {epoch + 1}/{c['epochs']}")
             for k, idx in batches(data.train, c["batch_size"], rng):
                 fs = data.train[k]
+                idx, w = par.local(idx)
                 s = fs.spins[idx].to(device, dtype)
                 h_ref, e_ref = fs.fields[idx].to(device, dtype), fs.energy[idx].to(device)  # energies stay float64
                 lc = ld = torch.zeros(())
@@ -361,6 +366,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                     mu = fs.mu[idx].to(device)
                     mu = mu[:, None].expand(-1, fs.lattice.N) if per_site else mu
                     e, h, n_pred, ni_pred = energy_fields_count(models[fs.lattice], s, mu, create_graph=True)
+                elif par.active:
+                    e, h = par.energy_and_fields(fs.lattice, s)
                 else:
                     e, h = energy_and_fields(models[fs.lattice], s, create_graph=True)
                 loss, lf, le = frame_loss(h, h_ref, e, e_ref, s, lam=lam, floor_per_site=floor, energy_scale=escale,
@@ -372,16 +379,19 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                         ld = density_loss(ni_pred, fs.site_density[idx].to(device), dscale)
                         loss = loss + c["lambda_density"] * ld
                 opt.zero_grad(set_to_none=True)
-                loss.backward(inputs=params)        # only the weights: no second-order work toward the spins
+                (loss * w if par.active else loss).backward(inputs=params)        # only the weights: no second-order work toward the spins
                 gn = torch.nn.utils.clip_grad_norm_(params, c["grad_clip"] or math.inf)
                 opt.step()
                 if ema is not None:
                     ema.update_parameters(learn)
-                acc.add(h.detach().cpu(), fs.fields[idx], e.detach().cpu(), fs.energy[idx], fs.spins[idx])
-                sums += [float(loss.detach()), float(lf.detach()), float(le.detach()) * lam, float(gn),
-                         float(lc.detach()), float(ld.detach())]
+                if w > 0:
+                    acc.add(h.detach().cpu(), fs.fields[idx], e.detach().cpu(), fs.energy[idx], fs.spins[idx])
+                share = w / par.env.world if par.active else 1.0     # this rank's part of the batch mean
+                sums += share * np.array([float(loss.detach()), float(lf.detach()), float(le.detach()) * lam,
+                                          float(gn), float(lc.detach()), float(ld.detach())])
                 n_b += 1
                 bar.update(1)
+            par.reduce(acc, sums)
             learn.eval()
             va = evaluate(emodels, data.val, device, dtype, c["split_time"])
             ev = c["external_every"]
@@ -406,12 +416,18 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                 raise NearsightError(f"training diverged at epoch {epoch + 1} (loss is not finite); lower lr "
                                      f"(now {c['lr']:g}) or use dtype float64")
             stopped = es.stop(epoch + 1)
+            if not par.is_main:
+                par.barrier()
+                if stopped:
+                    break
+                continue
             _save_checkpoint(out, {"epoch": epoch + 1, "learn": learn.state_dict(),
                                    "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
                                    "plateau": None if plateau is None else plateau.state_dict(),
                                    "early_stopping": es.state_dict(), "stopped": stopped, "config": c,
                                    "history": history, "val_ids": val_ids})
             _write_metrics(out, history)
+            par.barrier()
             bar.set_postfix(train=f"{tr['transverse_rms_ratio']:.3f}", val=f"{va['transverse_rms_ratio']:.3f}",
                             lr=f"{lr:.2g}")
             if stopped:
@@ -420,6 +436,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                 return None
     finally:
         bar.close()
+    if not par.is_main:                             # rank 0 writes the model (training/parallel.py)
+        return None
     if es.best_state is not None:                   # model selection: the best internal-validation weights
         eval_module(learn, ema).load_state_dict(es.best_state)
     info = {"epochs_done": len(history), "best_epoch": es.best_epoch, "stopped_early": stopped,
