@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from nearsight.dynamics import run_llg
-from nearsight.electrons import AnisotropyProvider, NEGFProvider, Strip, SumProvider
+from nearsight.electrons import AnisotropyProvider, NEGFProvider
+from nearsight.fields import SumProvider
 from nearsight.hamiltonian import SDModel
-from nearsight.ml.generalized import GeneralizedMLProvider, load_generalized
+from nearsight.lattice import Strip
+from nearsight.ml.driven import GeneralizedMLProvider, load_generalized
 from nearsight.states import domain_wall
 
 

@@ -16,7 +16,7 @@ import torch
 from nearsight import Lattice, SDModel
 from nearsight.analysis.locality import locality_profile
 from nearsight.electrons import EDProvider
-from nearsight.electrons.base import transverse_rms_ratio
+from nearsight.fields import transverse_rms_ratio
 from nearsight.io import read_dataset
 from nearsight.ml.cards import load_card
 from nearsight.ml.provider import MLProvider

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nearsight.electrons.base import transverse
+from nearsight.fields import transverse
 from nearsight.electrons.ed import EDProvider
 from nearsight.electrons.kpm import KPMProvider, hopping_spectrum, weyl_bounds
 from nearsight.electrons.probing import colouring

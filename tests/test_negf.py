@@ -7,9 +7,10 @@ from scipy.integrate import quad
 
 from nearsight import Lattice, SDModel
 from nearsight.cli import main
-from nearsight.electrons import NEGFProvider, Strip
+from nearsight.electrons import NEGFProvider
 from nearsight.errors import NearsightError
 from nearsight.hamiltonian import PAULI, dense_hamiltonian
+from nearsight.lattice import Strip
 
 P = PAULI.numpy()
 MODEL = SDModel(J=1.5, mu=0.3, kT=0.05, B=(0.02, -0.01, 0.03))
@@ -270,7 +271,8 @@ def test_cli_fields_negf(tmp_path, capsys, rng):
     assert np.allclose(out["fields"], ref.fields.numpy(), atol=1e-12)
     assert np.isclose(out["energy"], float(ref.energy), atol=1e-12)
     capsys.readouterr()
-    bad = [(["--solver", "negf", "--filling", "0.3"], "mu"), (["--solver", "ed", "--bias", "0.5"], "negf only"),
+    bad = [(["--solver", "negf", "--filling", "0.3"], "mu"),
+           (["--solver", "ed", "--bias", "0.5"], "--bias applies to --solver negf or a driven ML model only"),
            (["--solver", "negf", "--kT", "0"], "kT")]
     for extra, needle in bad:
         base = ["fields", "--lattice", "square", "--size", "4", "--size2", "2", "--J", "1.5", "--kT", "0.05",

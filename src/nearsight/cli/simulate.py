@@ -17,8 +17,8 @@ from ..dynamics.run import run_llg
 from ..errors import NearsightError
 from ..io import check_writable, lock_output, unlock_output
 from ..states import STATES, load_spins, make_state
-from .common import (add_physics_args, add_solver_args, build_provider, check_run_numbers, load_config, merged,
-                     physics_from, schema, show_defaults)
+from .common import (add_physics_args, add_solver_args, check_run_numbers, lattice_from, load_config, merged,
+                     provider_from, schema, show_defaults)
 
 DEFAULTS = {"initial": "random", "noise": 0.0, "replicas": 1, "steps": 1000, "dt": 0.05, "alpha": 0.5,
             "bath_kT": 0.0, "scheme": "heun", "seed": 0, "every": 10, "out": "trajectory.h5", "plots": None,
@@ -98,7 +98,7 @@ def check_target(out: str, resume: bool, overwrite: bool) -> None:
 def run(args) -> int:
     cfg = merged(args, load_config(args.config), DEFAULTS, aliases=ALIASES)
     check_run_numbers(cfg, {"replicas": 1, "steps": 0, "every": 1, "seed": 0, "size": 1, "threads": 1})
-    lattice, model = physics_from(cfg)
+    lattice = lattice_from(cfg)
     out = cfg["out"]
     if cfg.get("plots"):
         o, pl = os.path.abspath(out), os.path.abspath(cfg["plots"])
@@ -109,7 +109,7 @@ def run(args) -> int:
     _make_dir(os.path.dirname(os.path.abspath(out)), "--out")
     check_writable(out)
     check_target(out, bool(cfg.get("resume")), bool(cfg.get("overwrite")))
-    provider = build_provider(cfg, lattice, model)   # model name, card and lattice checked before anything is written
+    provider = provider_from(cfg)   # model name, card and lattice checked before anything is written
     if cfg.get("plots"):
         _make_dir(cfg["plots"], "--plots")
         check_writable(os.path.join(cfg["plots"], "x.png"), "--plots")

@@ -36,7 +36,7 @@ import shutil
 import numpy as np
 from tqdm import tqdm
 
-from ..electrons.base import FieldProvider
+from ..fields import FieldProvider
 from ..errors import NearsightError
 from ..hamiltonian import SDModel
 from ..io import check_writable, read_dataset, write_dataset

@@ -75,7 +75,7 @@ import torch
 from ..errors import NearsightError, warn
 from ..hamiltonian import SDModel, exchange_blocks, zeeman_energy
 from ..lattice import Lattice
-from .base import FieldProvider, FieldResult, transverse
+from ..fields import FieldProvider, FieldResult, transverse
 from .probing import colouring, probe_vectors, torus_length
 
 KERNELS = ("auto", "jackson", "lorentz", "none")
@@ -357,10 +357,6 @@ class KPMProvider(FieldProvider):
         return float(np.sqrt((dos * (fM - f) ** 2).sum() / max((dos * f ** 2).sum(), 1e-300)))
 
     # -------------------------------------------------------------------------------------- interface
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
     def _set_vectors(self, K: int) -> None:
         self._r, self._w = probe_vectors(self.lattice, self.colour, n_random=self._n_random,
                                          phases=self.vectors is None, realizations=K, seed=self.seed,
@@ -491,7 +487,7 @@ class KPMProvider(FieldProvider):
             if self.truncation_error > TRUNCATION_WARNING:
                 warn(f"KPM with moments={M} ({self.kernel} kernel): the truncated expansion misses the occupation by "
                      f"an estimated {100 * self.truncation_error:.3g}% (resolution pi a/M = {math.pi * self.a / M:.3g} "
-                     f"against kT = {m.kT:g}); the fields may be off by as much or more: raise --moments")
+                     f"against kT = {m.kT:g}); the fields may be off by as much or more: raise moments")
         mun = chebyshev_coefficients("omega", mu, m.kT, self.a, self.b, M) * self._damp    # [B, M]
         omega = (mun * tau).sum(1)
         energy = torch.as_tensor(omega + (mu * self.n_electrons if m.canonical else 0.0), device=dev)
