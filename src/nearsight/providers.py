@@ -48,6 +48,10 @@ class _Names:
             return flag if value is None else f"{flag} {value}"
         return key if value is None else f"{key}={value!r}"
 
+    def ex(self, key: str, placeholder: str) -> str:
+        """A key with a placeholder for its value: ``--size L`` / ``size=L``."""
+        return f"--{key.replace('_', '-')} {placeholder}" if self.flags else f"{key}={placeholder}"
+
 
 def _given(spec: dict) -> dict:
     if not isinstance(spec, dict):
@@ -62,7 +66,7 @@ def geometry_of(spec: dict, *, flags: bool = False) -> Lattice | Strip:
     if isinstance(geo, (Lattice, Strip)):
         return geo
     if geo is None or s.get("size") is None:
-        raise NearsightError(f"give {name('lattice', '{' + ','.join(LATTICES) + '}')} and {name('size', 'L')}")
+        raise NearsightError(f"give {name.ex('lattice', '{' + ','.join(LATTICES) + '}')} and {name.ex('size', 'L')}")
     if geo == "strip":
         return Strip(s["size"], s.get("size2", 1))
     if geo not in LATTICES:
@@ -123,7 +127,7 @@ def _physics_provider(solver: str, s: dict, geometry, name: _Names, flags: bool)
 
 def _ml_provider(s: dict, geometry, name: _Names) -> FieldProvider:
     if not s.get("model"):
-        raise NearsightError(f"{name('solver', 'ml')} needs {name('model', 'NAME_OR_PATH')} (a shipped model listed "
+        raise NearsightError(f"{name('solver', 'ml')} needs {name.ex('model', 'NAME_OR_PATH')} (a shipped model listed "
                              f"by 'nearsight models', or a .pt file made by 'nearsight train')")
     card = load_card(s["model"])
     check_physics(card, s, source="options from the command line or config" if name.flags else "the spec's physics")
@@ -132,7 +136,7 @@ def _ml_provider(s: dict, geometry, name: _Names) -> FieldProvider:
         trained = f" (trained on {lo:g}..{hi:g})" if lo is not None else ""
         if "bias" not in s:
             raise NearsightError(f"{card['name']} is a driven model: its fields depend on the bias; give "
-                                 f"{name('bias', 'V')}{trained}")
+                                 f"{name.ex('bias', 'V')}{trained}")
         if isinstance(geometry, Lattice):
             if geometry.kind != "square":
                 raise NearsightError(f"{card['name']} is a driven model of a square strip; give "
