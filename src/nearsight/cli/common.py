@@ -1,6 +1,6 @@
 """Arguments shared by several commands, their translation into a provider spec (:mod:`nearsight.providers`
-builds the provider), and the config file rules: keys are the long flag names, values are type-checked strictly, relative paths are read against the
-config file's directory, flags given on the command line override the file."""
+builds the provider), and the config file rules: keys are the long flag names, values are type-checked strictly,
+relative paths are read against the config file's directory, flags given on the command line override the file."""
 from __future__ import annotations
 
 import argparse

@@ -1,7 +1,7 @@
 """Nonequilibrium Green's functions (NEGF): exchange fields on a biased s-d sample between two ideal leads.
 
-**Geometry.** A :class:`~nearsight.lattice.Strip` of ``Lx x Ly`` square-lattice sites (site index ``i = x + Lx*y`` as everywhere in
-the package), *open* along the transport direction ``x`` and *periodic* along ``y`` (periodic images add, as in
+**Geometry.** A :class:`~nearsight.lattice.Strip` of ``Lx x Ly`` square-lattice sites (site index ``i = x + Lx*y``
+as everywhere in the package), *open* along the transport direction ``x`` and *periodic* along ``y`` (periodic images add, as in
 :func:`nearsight.hamiltonian.hopping_matrix`: at ``Ly = 2`` the two transverse bonds give ``-2t``). ``Ly = 1`` is a
 plain chain (no transverse hopping). Columns ``x = 0`` and ``x = Lx-1`` couple by ``-t`` per site to semi-infinite
 ideal leads: the same strip continued without local spins (spin degenerate, same ``t``), held at

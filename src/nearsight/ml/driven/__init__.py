@@ -2,8 +2,8 @@
 spin-transfer terms, learned from NEGF labels on a biased strip.
 
 * :mod:`.model`    — :class:`GeneralizedPotentialModel` (the network and its driven-geometry inputs)
-* :mod:`.files`    — its model-file format (registered in :data:`nearsight.ml.cards.FORMATS`): :func:`save_generalized`,
-  :func:`load_generalized`, :func:`generalized_card`
+* :mod:`.files`    — its model-file format (registered in :data:`nearsight.ml.cards.FORMATS`):
+  :func:`save_generalized`, :func:`load_generalized`, :func:`generalized_card`
 * :mod:`.provider` — :class:`GeneralizedMLProvider`, the model at a fixed bias as a field provider
 
 Its fitting loop is :func:`nearsight.training.driven.fit_generalized`.

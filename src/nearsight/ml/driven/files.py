@@ -41,8 +41,8 @@ def validate_generalized_card(card, where: str = "model card") -> dict:
         raise NearsightError(f"{where} has kind {card.get('kind')!r}, not {KIND!r}: it is not a generalized-potential "
                              f"(driven-field) model; conservative Behler–Parrinello models load with "
                              f"nearsight.ml.load_model")
-    return validate_card(card, where, required=REQUIRED_CARD_KEYS,
-                         advice="give the physics of the labels (generalized_card(model, t=..., J=..., kT=..., mu=...))")
+    return validate_card(card, where, required=REQUIRED_CARD_KEYS, advice="give the physics of the labels "
+                         "(generalized_card(model, t=..., J=..., kT=..., mu=...))")
 
 
 def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) -> str:

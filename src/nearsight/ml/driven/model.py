@@ -18,8 +18,8 @@ does not move the spin). In the LLG equation ``dS/dt = -S x h`` the two parts ac
 every ``i``: with all other spins fixed, ``dV + i dW`` is (anti)holomorphic in ``S_i`` on the Riemann sphere, hence
 constant, so ``V`` and ``W`` are unique up to additive constants — for any smooth ``V``, ``W``, including the
 degenerate case where one of them is zero. Only the constants are undetermined: the energy this model returns is
-``V`` with an arbitrary offset (``nearsight.training.driven.fit_generalized`` trains on fields only; the offset is 0 at initialization).
-Not every transverse field is of this form, and on finite data the split is only as sharp as the data constrain it.
+``V`` with an arbitrary offset (``nearsight.training.driven.fit_generalized`` trains on fields only; the offset is 0
+at initialization). Not every transverse field is of this form, and on finite data the split is only as sharp as the data constrain it.
 
 **Why a spin-transfer part (``spin_transfer=True``).** With ``V`` and ``W`` invariant under global spin rotations
 and under translations, neither part can move a rigid 180° domain wall: the LLG velocity of each part (precession
@@ -55,9 +55,9 @@ neighbour rotate towards the local spin:
   ``S_j . S_{j+x}`` and ``S_j . S_{j+y}`` in the columns up to ``K`` away along ``x`` (zero beyond a lead). In a
   double-exchange metal the alignment of a bond sets its conductance, and the current through a noisy texture —
   hence the spin-transfer torque on a site — depends on the texture further along the strip than the descriptor
-  cutoff (measured on the domain-wall strip: the label floor of noisy walls at bias 1-1.6 is 5-6% at radius 2-4,
-  ``examples/domain_wall.py floor``). Column means keep every symmetry (``y`` translation and mirror, O(3); the
-  list reverses under the ``x`` mirror) and make the site terms see ``K`` columns: :attr:`cutoff` is
+  cutoff (measured on the domain-wall strip: the label floor of noisy walls at bias 1-1.6 is 5-6% at radius 2-4
+  for a slab of half-width R along x; ``examples/domain_wall.py floor`` now uses the library's disk of radius R).
+  Column means keep every symmetry (``y`` translation and mirror, O(3); the list reverses under the ``x`` mirror) and make the site terms see ``K`` columns: :attr:`cutoff` is
   ``max(descriptor cutoff, K)``;
 * ``polar`` (default on): two current-direction features, ``S_i . (S_{i+x} - S_{i-x})`` and
   ``S_i . (S_{i+x+y} + S_{i+x-y} - S_{i-x+y} - S_{i-x-y})``. The descriptor is invariant under the site point
@@ -87,8 +87,8 @@ terms (and cannot drive a rigid wall, above). Measure the held-out
 error on NEGF labels before trusting it. (2) The descriptor is O(3) invariant, ``S -> -S`` included, so the
 conservative part is odd and the nonconservative part even under global spin inversion (the spin-transfer part
 has one term of each parity); a biased steady state is not time-reversal symmetric and its field may contain other
-parts of the other parity (SO(3) pseudoscalar, chirality-odd terms), which are not represented. (3) Square lattice only (the NEGF strip is square); the strip width ``Ly`` must
-hold the descriptor cutoff (narrow strips, where the periodic images along ``y`` are physical, are not supported).
+parts of the other parity (SO(3) pseudoscalar, chirality-odd terms), which are not represented. (3) Square lattice
+only (the NEGF strip is square); the strip width ``Ly`` must hold the descriptor cutoff (narrow strips, where the periodic images along ``y`` are physical, are not supported).
 (4) Biases outside the trained range are extrapolation.
 """
 from __future__ import annotations
