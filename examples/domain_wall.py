@@ -37,11 +37,11 @@ from nearsight.electrons import AnisotropyProvider, NEGFProvider
 from nearsight.errors import NearsightError
 from nearsight.fields import SumProvider
 from nearsight.fields import transverse_rms_ratio as rms_ratio
-from nearsight.hamiltonian import SDModel
 from nearsight.io import open_h5, read_attrs, read_dataset, read_trajectory, write_dataset
 from nearsight.lattice import Strip
 from nearsight.ml.driven import (GeneralizedMLProvider, GeneralizedPotentialModel, generalized_card, load_generalized,
                                  save_generalized)
+from nearsight.providers import build_provider
 from nearsight.training.driven import fit_generalized
 from nearsight.states import domain_wall, normalize
 
@@ -58,8 +58,8 @@ def strip_of(cfg, Lx=None) -> Strip:
 
 
 def negf(cfg, bias: float, strip=None) -> NEGFProvider:
-    return NEGFProvider(strip or strip_of(cfg), SDModel(**cfg["model"]), bias=bias, wide_band=cfg.get("wide_band"),
-                        tol=float(cfg.get("negf_tol", 1e-6)))
+    return build_provider({"lattice": strip or strip_of(cfg), "solver": "negf", **cfg["model"], "bias": bias,
+                           "wide_band": cfg.get("wide_band"), "tol": float(cfg.get("negf_tol", 1e-6))})
 
 
 def anisotropy(cfg, lattice) -> AnisotropyProvider:

@@ -5,7 +5,7 @@ A spec is a flat dict (the keys of a command's config file; ``None`` means "not 
     geometry  lattice: square | triangular | strip (or a Lattice / Strip object), size, size2
     physics   J, t (1), t2 (0), B (0,0,0; three numbers or "BX,BY,BZ"), kT (0), mu | filling
     solver    ed (default) | kpm | negf | classical | ml
-    options   kpm: moments, probe_distance, vectors, realizations   negf: bias, wide_band   classical: J_H, B
+    options   kpm: moments, probe_distance, vectors, realizations   negf: bias, wide_band, tol   classical: J_H, B
               ml: model (a shipped name or a file; a driven model also needs bias)   any: anisotropy K, device
 
 ``ml`` takes the physics from the model's card: keys given in the spec are checked against it. A conservative model
@@ -32,7 +32,7 @@ GEOMETRY_KEYS = ("lattice", "size", "size2")
 PHYSICS_KEYS = ("J", "t", "t2", "B", "kT", "mu", "filling")
 #: options that belong to one solver only (given with another: an error)
 SOLVER_OPTIONS = {"moments": "kpm", "probe_distance": "kpm", "vectors": "kpm", "realizations": "kpm",
-                  "wide_band": "negf", "J_H": "classical", "model": "ml"}
+                  "wide_band": "negf", "tol": "negf", "J_H": "classical", "model": "ml"}
 SPEC_KEYS = GEOMETRY_KEYS + PHYSICS_KEYS + ("solver", "bias", "anisotropy", "device") + tuple(SOLVER_OPTIONS)
 
 
@@ -122,7 +122,8 @@ def _physics_provider(solver: str, s: dict, geometry, name: _Names, flags: bool)
     if solver == "kpm":
         kw = {k: s[k] for k in ("moments", "probe_distance", "vectors", "realizations", "device") if k in s}
         return KPMProvider(geometry, model, **kw)
-    return NEGFProvider(geometry, model, bias=s.get("bias", 0.0), wide_band=s.get("wide_band"))
+    kw = {"tol": s["tol"]} if "tol" in s else {}
+    return NEGFProvider(geometry, model, bias=s.get("bias", 0.0), wide_band=s.get("wide_band"), **kw)
 
 
 def _ml_provider(s: dict, geometry, name: _Names) -> FieldProvider:
