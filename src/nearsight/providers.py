@@ -77,7 +77,7 @@ def geometry_of(spec: dict, *, flags: bool = False) -> Lattice | Strip:
 def model_of(spec: dict, *, flags: bool = False) -> SDModel:
     """The s-d model of a spec's physics keys (defaults ``t = 1``, ``t2 = 0``, ``kT = 0``, ``B = 0``)."""
     s, name = _given(spec), _Names(flags)
-    if s.get("J") is None or (s.get("mu") is None) == (s.get("filling") is None):
+    if s.get("J") is None or (s.get("mu") is None and s.get("filling") is None):
         raise NearsightError(f"solver {s.get('solver', 'ed')!r} needs the model: give {name('J')} and one of "
                              f"{name('mu')} / {name('filling')}")
     return SDModel(J=s["J"], t=s.get("t", 1.0), t2=s.get("t2", 0.0), B=field_vector(s.get("B", (0.0, 0.0, 0.0)),
