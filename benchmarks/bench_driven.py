@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from nearsight.dynamics import run_llg
-from nearsight.electrons import AnisotropyProvider, NEGFProvider, Strip, SumProvider
-from nearsight.hamiltonian import SDModel
-from nearsight.ml.generalized import GeneralizedMLProvider, load_generalized
+from nearsight.lattice import Strip
+from nearsight.ml.cards import load_card
+from nearsight.providers import build_provider
 from nearsight.states import domain_wall
 
 
@@ -40,11 +40,11 @@ def main():
     ap.add_argument("--ml-max", type=int, default=1024)
     ap.add_argument("--quick", action="store_true", help="NEGF to Lx = 32, ML to 256")
     a = ap.parse_args()
-    model = load_generalized(a.model)
-    card = model.card
-    Ly = model.geometry_info["Ly"]
-    phys = SDModel(t=card["t"], J=card["J"], mu=card["mu"], kT=card["kT"])
+    card = load_card(a.model)
+    Ly = card["geometry"]["Ly"]
     an = card.get("anisotropy") or {"K": 0.0}
+    if list(an.get("axis", (0, 0, 1))) != [0, 0, 1]:
+        raise SystemExit(f"the card's anisotropy axis {an['axis']} is not z, the axis of the spec's anisotropy")
     negf_max, ml_max = (32, 256) if a.quick else (a.negf_max, a.ml_max)
     print(f"model {card.get('name')}: J={card['J']:g} mu={card['mu']:g} kT={card['kT']:g} wide_band="
           f"{card.get('wide_band')} Ly={Ly}, bias {a.bias:g}, anisotropy K={an['K']:g}; torch threads "
@@ -55,12 +55,13 @@ def main():
     while Lx <= ml_max:
         st = Strip(Lx, Ly)
         s0 = domain_wall(st, Lx / 2 - 0.5, 2.0)
-        aniso = AnisotropyProvider(st, an["K"], an.get("axis", (0, 0, 1)))
-        t_ml = per_step(SumProvider(GeneralizedMLProvider(model, st, bias=a.bias), aniso), s0, 5)
+        spec = {"lattice": st, "bias": a.bias, "anisotropy": an["K"]}
+        t_ml = per_step(build_provider({**spec, "solver": "ml", "model": card["path"]}), s0, 5)
         t_negf = np.nan
         if Lx <= negf_max:
-            negf = NEGFProvider(st, phys, bias=a.bias, wide_band=card.get("wide_band"), tol=1e-6)
-            t_negf = per_step(SumProvider(negf, aniso), s0, 2)
+            negf = build_provider({**spec, "solver": "negf", **{k: card[k] for k in ("t", "J", "mu", "kT")},
+                                   "wide_band": card.get("wide_band"), "tol": 1e-6})
+            t_negf = per_step(negf, s0, 2)
         rows.append((Lx, t_negf, t_ml))
         ratio = f"{t_negf / t_ml:8.0f}" if np.isfinite(t_negf) else f"{'-':>8s}"
         negf_s = f"{t_negf:12.3f}" if np.isfinite(t_negf) else f"{'-':>12s}"

@@ -27,7 +27,7 @@ import torch
 from nearsight import Lattice, SDModel
 from nearsight.dynamics.integrators import LLGState, make_integrator
 from nearsight.dynamics.run import make_generator
-from nearsight.electrons import transverse_rms_ratio
+from nearsight.fields import transverse_rms_ratio
 from nearsight.ml.cards import load_card, load_model
 from nearsight.ml.provider import MLProvider
 from nearsight.states import make_state

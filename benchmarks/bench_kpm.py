@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from nearsight.electrons.base import transverse
+from nearsight.fields import transverse
 from nearsight.electrons.ed import EDProvider
 from nearsight.electrons.kpm import DEFAULT_MOMENTS, KPMProvider
 from nearsight.hamiltonian import SDModel

@@ -21,7 +21,7 @@ import torch
 
 from nearsight import Lattice, SDModel
 from nearsight.dynamics import run_llg
-from nearsight.electrons import transverse_rms_ratio
+from nearsight.fields import transverse_rms_ratio
 from nearsight.ml.cards import load_card
 from nearsight.ml.provider import MLProvider
 from nearsight.states import make_state

@@ -91,7 +91,7 @@ def main():
     print(f"  cache build: {t_build:.1f} ms per frame (= {t_build / t_w:.1f} uncached epochs)")
     e1, h1 = energy_and_fields(model, s[:2])
     e2, h2 = cache.fields(head, torch.arange(2, device=dev), create_graph=False)
-    from nearsight.electrons.base import transverse
+    from nearsight.fields import transverse
     err = float((transverse(h1, s[:2]) - h2).norm() / transverse(h1, s[:2]).norm())
     print(f"  relative difference of the cached fields: {err:.1e}")
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from nearsight import Lattice
-from nearsight.electrons.base import transverse_rms_ratio
+from nearsight.fields import transverse_rms_ratio
 from nearsight.io import read_dataset
 from nearsight.ml import MLProvider, load_model
 

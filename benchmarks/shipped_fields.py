@@ -29,10 +29,7 @@ def fingerprints() -> dict[str, np.ndarray]:
             if path.with_suffix("").with_suffix(".card.json").exists() else {}
         rng = np.random.default_rng(1234)
         if card.get("kind") == "generalized":
-            try:
-                from nearsight.ml.driven import GeneralizedMLProvider  # after the restructure
-            except ImportError:
-                from nearsight.ml.generalized import GeneralizedMLProvider
+            from nearsight.ml.driven import GeneralizedMLProvider
             prov = GeneralizedMLProvider(str(path), bias=0.3)
             n = prov.model.geometry.N
         else:

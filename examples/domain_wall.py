@@ -30,18 +30,20 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from nearsight.analysis.locality import mixed_configuration
+from nearsight.analysis.locality import locality_profile
 from nearsight.analysis.walls import wall_position, wall_velocity
 from nearsight.datasets.snapshots import draw_snapshots
-from nearsight.electrons import AnisotropyProvider, NEGFProvider, Strip, SumProvider
-from nearsight.electrons.base import transverse
-from nearsight.electrons.base import transverse_rms_ratio as rms_ratio
-from nearsight.errors import NearsightError
-from nearsight.hamiltonian import SDModel
-from nearsight.io import open_h5, read_attrs, read_dataset, read_trajectory, write_dataset
-from nearsight.ml.generalized import (GeneralizedMLProvider, GeneralizedPotentialModel, fit_generalized,
-                                      generalized_card, load_generalized, save_generalized)
 from nearsight.dynamics.run import run_llg
+from nearsight.electrons import AnisotropyProvider, NEGFProvider
+from nearsight.errors import NearsightError
+from nearsight.fields import SumProvider
+from nearsight.fields import transverse_rms_ratio as rms_ratio
+from nearsight.io import open_h5, read_attrs, read_dataset, read_trajectory, write_dataset
+from nearsight.lattice import Strip
+from nearsight.ml.driven import (GeneralizedMLProvider, GeneralizedPotentialModel, generalized_card, load_generalized,
+                                 save_generalized)
+from nearsight.providers import build_provider
+from nearsight.training.driven import fit_generalized
 from nearsight.states import domain_wall, normalize
 
 
@@ -57,8 +59,8 @@ def strip_of(cfg, Lx=None) -> Strip:
 
 
 def negf(cfg, bias: float, strip=None) -> NEGFProvider:
-    return NEGFProvider(strip or strip_of(cfg), SDModel(**cfg["model"]), bias=bias, wide_band=cfg.get("wide_band"),
-                        tol=float(cfg.get("negf_tol", 1e-6)))
+    return build_provider({"lattice": strip or strip_of(cfg), "solver": "negf", **cfg["model"], "bias": bias,
+                           "wide_band": cfg.get("wide_band"), "tol": float(cfg.get("negf_tol", 1e-6))})
 
 
 def anisotropy(cfg, lattice) -> AnisotropyProvider:
@@ -393,53 +395,44 @@ def thermal_runs(cfg, solver: str, provider_for_bias, seed_offset: int, source="
 
 
 def step_floor(cfg, args):
-    """Nearsightedness floor of the NEGF labels: the RMS change of the transverse field on the centre column when
-    every spin farther than R along x is replaced by another draw of the same kind (the same wall, new noise of
-    amplitude ``--noise``, default 0.1; ``--draws`` draws, default 3), over the RMS field there — the error a model
-    seeing only radius R cannot beat."""
+    """Nearsightedness floor of the NEGF labels (the library's locality profile on the strip): the RMS change of the
+    transverse field on a site when every spin farther than R from it is replaced by another draw of the same kind
+    (the same wall, new noise of amplitude ``--noise``, default 0.1; ``--draws`` draws, default 3; three sites per
+    draw), over the RMS field there — the error a model seeing only radius R cannot beat."""
     st = strip_of(cfg)
     rng = np.random.default_rng(5)
     c0 = st.Lx // 2
     radii = (2, 3, 4, 5, 6)
     for V in (min(cfg["biases"]), max(cfg["biases"])):
-        p = negf(cfg, V)
-        num, den = {R: 0.0 for R in radii}, 0.0
+        a, b = [], []
         for _ in range(args.draws):
             s0 = domain_wall(st, rng.uniform(c0 - 2, c0 + 1), rng.uniform(1.2, 2.5), phi=rng.uniform(0, 2 * np.pi))
-            a = normalize(s0 + args.noise * rng.standard_normal(s0.shape))
-            b = normalize(s0 + args.noise * rng.standard_normal(s0.shape))
-            h2, dh2 = column_floor(p, st, a, b, c0, radii)
-            den += h2
-            num = {R: num[R] + dh2[R] for R in radii}
+            a.append(normalize(s0 + args.noise * rng.standard_normal(s0.shape)))
+            b.append(normalize(s0 + args.noise * rng.standard_normal(s0.shape)))
+        res = locality_profile(negf(cfg, V), np.stack(a), radii, others=np.stack(b), seed=5, progress=False)
         print(f"V = {V:g}, noise {args.noise:g}: label floor "
-              + ", ".join(f"R={R}: {100 * np.sqrt(num[R] / den):.2f}%" for R in radii))
+              + ", ".join(f"R={R}: {100 * r:.2f}%" for R, r in zip(radii, res.ratio)))
     heldout_floor(cfg)
-
-
-def column_floor(p, st: Strip, a: np.ndarray, b: np.ndarray, c0: int, radii) -> tuple[float, dict]:
-    """``(|h_perp|^2, {R: |dh_perp|^2})`` summed over column ``c0`` of configuration ``a``, where ``dh`` is the
-    change of its transverse field when every spin farther than R along x is taken from ``b`` (one NEGF call)."""
-    x = st.xy[:, 0]
-    batch = torch.as_tensor(np.stack([a] + [mixed_configuration(a, b, np.abs(x - c0), R) for R in radii]))
-    h = transverse(p.compute(batch).fields, batch).numpy()[:, x == c0]
-    return float((h[0] ** 2).sum()), {R: float(((h[k + 1] - h[0]) ** 2).sum()) for k, R in enumerate(radii)}
 
 
 def heldout_floor(cfg, radii=(2, 4, 6), count=48):
     """The label floor on the held-out snapshot distribution, per bias and noise bin: the first ``count`` held-out
-    configurations are redrawn from their seed (wall and noise amplitude known), every spin farther than R along x
-    from a random column gets new noise of the same amplitude, and the RMS change of that column's transverse
-    field is taken over its RMS field."""
+    configurations are redrawn from their seed (wall and noise amplitude known), every spin farther than R from a
+    random site gets new noise of the same amplitude, and the RMS change of that site's transverse field is taken
+    over the RMS field (the library's locality profile, one site per configuration)."""
     sc, st = cfg["snapshots"], strip_of(cfg)
     per = int(sc.get("per_call", 8))
     pick = np.random.default_rng(17)
-    rows = []                                      # (bias, noise amplitude, |h|^2 on the column, {R: |dh|^2})
+    rows = []                                      # (bias, noise amplitude, |h|^2 on the site, {R: |dh|^2})
     calls = draw_snapshots(sc, st, np.random.default_rng(int(sc["val_seed"])), count, per)
     for V, draws in tqdm(calls, total=(count + per - 1) // per, desc="held-out floor"):
         p = negf(cfg, V, st)
         for s0, amp, a in draws:                                          # a: the held-out configuration itself
             b = normalize(s0 + amp * pick.standard_normal(s0.shape))      # the same wall, independent noise
-            rows.append((V, amp, *column_floor(p, st, a, b, int(pick.integers(0, st.Lx)), radii)))
+            res = locality_profile(p, a[None], radii, others=b[None], sites_per_draw=1,
+                                   seed=int(pick.integers(2 ** 31)), progress=False)
+            dh2 = (res.per_draw[0, 0] * res.rms_field) ** 2
+            rows.append((V, amp, res.rms_field ** 2, dict(zip(radii, dh2))))
     for name, sel in (("all", lambda V, a: True), ("bias < 1", lambda V, a: V < 1), ("bias >= 1", lambda V, a: V >= 1),
                       ("bias >= 1, noise > 0.17", lambda V, a: V >= 1 and a > 0.17)):
         r = [row for row in rows if sel(row[0], row[1])]

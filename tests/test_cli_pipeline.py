@@ -13,7 +13,7 @@ from nearsight.analysis.compare import compare
 from nearsight.cli import main
 from nearsight.descriptors import Descriptor
 from nearsight.electrons import EDProvider
-from nearsight.electrons.base import transverse_rms_ratio
+from nearsight.fields import transverse_rms_ratio
 from nearsight.io import read_dataset, write_dataset
 from nearsight.ml import MLProvider, SiteEnergyModel, SiteMLP
 from nearsight.ml.cards import save_model

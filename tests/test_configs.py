@@ -9,7 +9,8 @@ import os
 import pytest
 
 from nearsight.cli import build_parser
-from nearsight.cli.common import merged, physics_from
+from nearsight.cli.common import lattice_from, merged, provider_spec
+from nearsight.providers import model_of
 from nearsight.cli.generate import ALIASES, DEFAULTS, config_of
 from nearsight.datasets.plan import Checkout, Step, model_file, plan
 from nearsight.datasets.systems import load_system
@@ -172,7 +173,7 @@ def test_every_spec_parses_as_a_generate_config():
         for name in load_system(path).specs:
             args = build_parser().parse_args(["generate", path, "--spec", name])
             cfg = merged(args, config_of(args), DEFAULTS, aliases=ALIASES)
-            lattice, model = physics_from(cfg)
+            lattice, model = lattice_from(cfg), model_of(provider_spec(cfg), flags=True)
             assert cfg["out"].endswith(f"{name}.h5") and model is not None
 
 

@@ -15,17 +15,16 @@ What is checked, and the tolerances:
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
 from nearsight import Lattice, NearsightError
-from nearsight.electrons.negf import Strip
-from nearsight.ml import (GeneralizedMLProvider, GeneralizedPotentialModel, fit_generalized, load_generalized,
-                          save_generalized, save_model)
-from nearsight.ml.generalized import TRANSFER_STENCILS, generalized_card
+from nearsight.lattice import Strip
+from nearsight.ml import save_model
+from nearsight.ml.driven import (TRANSFER_STENCILS, GeneralizedMLProvider, GeneralizedPotentialModel, generalized_card,
+                                 load_generalized, save_generalized)
+from nearsight.training.driven import fit_generalized
 from provider_checks import random_orthogonal
 
 LX, LY = 6, 5
@@ -129,7 +128,7 @@ def unit(rng, B=3, n=N) -> torch.Tensor:
 def test_recovers_each_part_separately(fitted):
     """Fit on 400 configurations (biases uniform in [-1, 1]) to the total transverse field only; on 60 held-out
     configurations each part must be recovered on its own. The decomposition is unique up to constants (module
-    docstring of nearsight.ml.generalized), so this checks that the fit finds the two generators, not just their sum.
+    docstring of nearsight.ml.driven.model), so this checks that the fit finds the two generators, not just their sum.
 
     Measured (float32, 20 epochs of batch 16, ~13 s on one busy core; untrained model ~100%):
     data seed 0 (this test): conservative 4.5%, nonconservative 13.3%, total 9.5%;

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from nearsight.electrons.base import transverse
+from nearsight.electrons.chebyshev import hopping_spectrum, weyl_bounds
 from nearsight.electrons.ed import EDProvider
-from nearsight.electrons.kpm import KPMProvider, hopping_spectrum, weyl_bounds
+from nearsight.electrons.kpm import KPMProvider
 from nearsight.electrons.probing import colouring
 from nearsight.errors import NearsightError
+from nearsight.fields import transverse
 from nearsight.hamiltonian import SDModel, dense_hamiltonian
 from nearsight.lattice import Lattice
 from nearsight.states import make_state

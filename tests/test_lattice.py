@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from nearsight import Lattice, NearsightError
+from nearsight.lattice import Strip
 
 
 @pytest.mark.parametrize("kind,z", [("square", 4), ("triangular", 6)])
@@ -61,3 +62,20 @@ def test_reciprocal_and_sublattices():
     sub = lat.sublattice(3)
     nb = lat.neighbors(1.0).index
     assert np.all(sub[nb] != sub[:, None])  # 120-degree sublattices: neighbours always differ
+
+
+def test_strip_geometry_and_distances():
+    """A strip is open along x (no wrap: the far column is Lx-1 away) and periodic along y (minimal image)."""
+    st = Strip(5, 4)
+    assert (st.N, st.L1, st.L2, st.kind) == (20, 5, 4, "strip")
+    d = st.distances_from(int(st.index(0, 0)))
+    assert d[st.index(4, 0)] == 4.0 and d[st.index(0, 3)] == 1.0 and d[st.index(0, 2)] == 2.0
+    assert np.isclose(d[st.index(3, 3)], np.hypot(3, 1))
+    full = Lattice("square", 5, 4).distances_from(0)
+    assert np.all(d >= full - 1e-12) and d[st.index(4, 0)] > full[st.index(4, 0)]   # the torus wraps, the strip not
+    assert Strip.from_lattice(Lattice("square", 5, 4)) == st
+    with pytest.raises(NearsightError, match="square lattice"):
+        Strip.from_lattice(Lattice("triangular", 4))
+    with pytest.raises(NearsightError, match="open strip"):
+        st.index(5, 0)
+

@@ -18,11 +18,12 @@ import torch
 
 from conftest import fd_check
 from nearsight import Lattice, NearsightError, SDModel
-from nearsight.electrons import EDProvider
 from nearsight.descriptors import Descriptor
-from nearsight.ml import MLProvider, SiteEnergyModel, SiteMLP, energy_and_fields, load_model, provider_from_cli
+from nearsight.electrons import EDProvider
+from nearsight.ml import MLProvider, SiteEnergyModel, SiteMLP, energy_and_fields, load_model
 from nearsight.ml import cards as cards_mod
 from nearsight.ml.cards import save_model
+from nearsight.providers import build_provider
 from nearsight.states import random_spins
 from provider_checks import (batched_vs_single, locality_change, random_orthogonal, rotation_deviation,
                              symmetry_deviation, symmetry_permutations, tangent_fd_error, tile)
@@ -268,11 +269,11 @@ def test_models_cli_show_json_and_list(model6, model_file, tmp_path, monkeypatch
     assert rc == 0 and out.startswith("demo") and "J=6" in out and "n=0.485" in out
 
 
-# ------------------------------------------------------------------------------------------ CLI provider
-def test_provider_from_cli_reads_physics_from_the_card(model_file, rng):
+# ----------------------------------------------------------------------------------- the provider factory
+def test_build_provider_reads_physics_from_the_card(model_file, rng):
     lat = Lattice(KIND, 6)
-    prov = provider_from_cli({"model": model_file, "J": 6.0, "filling": 0.485, "kT": 0.01, "t": None, "mu": None,
-                              "B": "0,0,0", "device": None}, lat, None)
+    prov = build_provider({"lattice": lat, "solver": "ml", "model": model_file, "J": 6.0, "filling": 0.485,
+                           "kT": 0.01, "t": None, "mu": None, "B": "0,0,0", "device": None})
     d = prov.describe()
     assert d["provider"] == "ml" and d["J"] == 6.0 and d["filling"] == 0.485 and d["kT"] == 0.01
     s = random_spins(36, rng)
@@ -290,7 +291,7 @@ def test_provider_from_cli_reads_physics_from_the_card(model_file, rng):
 ])
 def test_parameters_contradicting_the_card_are_rejected(model_file, given, match):
     with pytest.raises(NearsightError, match=match):
-        provider_from_cli({"model": model_file, **given}, Lattice(KIND, 6), None)
+        build_provider({"lattice": Lattice(KIND, 6), "solver": "ml", "model": model_file, **given})
 
 
 def test_fields_command_with_ml_solver(model_file, tmp_path, rng):
@@ -318,7 +319,7 @@ def test_model_on_wrong_lattice_kind(model_file, model6):
     with pytest.raises(NearsightError, match="trained on the square lattice"):
         MLProvider(model6, Lattice("triangular", 6))
     with pytest.raises(NearsightError, match="trained on the square lattice"):
-        provider_from_cli({"model": model_file}, Lattice("triangular", 6), None)
+        build_provider({"lattice": Lattice("triangular", 6), "solver": "ml", "model": model_file})
 
 
 @pytest.mark.parametrize("flags, needle", [
@@ -345,8 +346,8 @@ def test_lattice_too_small_for_the_cutoff(model_file):
 
 
 def test_missing_model_argument():
-    with pytest.raises(NearsightError, match="needs --model"):
-        provider_from_cli({"model": None}, Lattice(KIND, 6), None)
+    with pytest.raises(NearsightError, match="needs model=NAME_OR_PATH"):
+        build_provider({"lattice": Lattice(KIND, 6), "solver": "ml", "model": None})
     with pytest.raises(NearsightError, match="does not exist"):
         load_model("/nonexistent/dir/m.pt")
 
@@ -406,7 +407,7 @@ def test_shipped_model_loads_with_a_complete_card(name, rng):
     alters its features fails here: retrain and re-ship), carries a complete card, and gives finite fields on
     its training lattice and on one twice as large (a driven model: on its strip and one twice as long)."""
     if cards_mod.load_card(name).get("kind") == "generalized":
-        from nearsight.electrons import Strip
+        from nearsight.lattice import Strip
         from nearsight.ml import GeneralizedMLProvider, load_generalized
         g = load_generalized(name)
         for key in ("geometry", "t", "J", "kT", "mu", "biases", "training_data", "held_out"):
@@ -439,7 +440,7 @@ def test_shipped_model_matches_ed_on_its_noisy_ordered_state(name):
     """Against fresh ED labels (the model's own physics, from its card) on 4 configurations of its ordered state with
     Gaussian noise 0.3, on a lattice size it was not trained on: transverse-field error below 10%, the project's
     bar for ordered frames (measured 3.3-3.6% / 5.4-6.0% / 1.7-2.5% for the three models over three seeds)."""
-    from nearsight.electrons.base import transverse_rms_ratio
+    from nearsight.fields import transverse_rms_ratio
     from nearsight.states import make_state
     card = cards_mod.load_card(name)
     state, L = ORDERED_STATES[name]

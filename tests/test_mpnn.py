@@ -19,12 +19,13 @@ import torch
 
 from conftest import fd_check
 from nearsight import Lattice, NearsightError
-from nearsight.ml import MLProvider, MPNNModel, build_mpnn, energy_and_fields, load_model, provider_from_cli
+from nearsight.ml import MLProvider, MPNNModel, build_mpnn, energy_and_fields, load_model
 from nearsight.ml import cards as cards_mod
 from nearsight.ml.cards import save_model
 from nearsight.ml.mpnn import N_LABELS, message_geometry
 from nearsight.ml.mpnn.geometry import PeriodicGather, neighbour_table
 from nearsight.ml.mpnn.layers import expand_start
+from nearsight.providers import build_provider
 from nearsight.states import random_spins
 from provider_checks import (batched_vs_single, locality_change, permute, random_orthogonal, rotation_deviation,
                              symmetry_deviation, symmetry_permutations, tangent_fd_error, tile)
@@ -438,7 +439,7 @@ def _models_cli(argv):
 
 
 def test_models_cli_and_model_option(tmp_path, monkeypatch, rng):
-    """'nearsight models' lists a message-passing model beside BP ones; '--model NAME' loads it (provider_from_cli,
+    """'nearsight models' lists a message-passing model beside BP ones; '--model NAME' loads it (build_provider,
     the fields command), with the physics read from the card."""
     m = make("square")
     monkeypatch.setattr(cards_mod, "MODELS_DIR", tmp_path)
@@ -448,12 +449,12 @@ def test_models_cli_and_model_option(tmp_path, monkeypatch, rng):
     rc, out = _models_cli(["models", "show", "demo-mpnn", "--json"])
     assert rc == 0 and json.loads(out)["family"] == "mpnn"
     lat = m.lattice
-    prov = provider_from_cli({"model": "demo-mpnn", "J": 6.0, "mu": -2.0}, lat, None)
+    prov = build_provider({"lattice": lat, "solver": "ml", "model": "demo-mpnn", "J": 6.0, "mu": -2.0})
     assert prov.describe()["model_family"] == "mpnn" and prov.cutoff == m.cutoff
     s = random_spins(lat.N, rng)
     assert torch.equal(prov.compute(s).fields, MLProvider(m, lat).compute(s).fields)
     with pytest.raises(NearsightError, match="J=5 but the model has J=6"):
-        provider_from_cli({"model": "demo-mpnn", "J": 5.0}, lat, None)
+        build_provider({"lattice": lat, "solver": "ml", "model": "demo-mpnn", "J": 5.0})
     from nearsight.cli import main
     np.save(tmp_path / "s.npy", s)
     rc = main(["fields", "--solver", "ml", "--model", "demo-mpnn", "--lattice", "square", "--size", "6",

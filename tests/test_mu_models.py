@@ -19,7 +19,7 @@ from nearsight.electrons import EDProvider
 from nearsight.io import read_dataset
 from nearsight.ml import MLProvider, load_model, save_model
 from nearsight.ml.canonical import COUNT_TOL, MuModel, energy_fields_count, solve_count
-from nearsight.ml.provider import provider_from_cli
+from nearsight.providers import build_provider
 from nearsight.training import train
 from provider_checks import batched_vs_single, random_orthogonal, rotation_deviation, symmetry_deviation, \
     symmetry_permutations, tangent_fd_error
@@ -238,7 +238,7 @@ def test_model_without_mu_input_refuses_another_filling(window_data, tmp_path):
         with pytest.raises(NearsightError, match="not mu-conditioned"):
             MLProvider(path, lat, **kw)
         with pytest.raises(NearsightError, match="not mu-conditioned"):
-            provider_from_cli({"model": path, **kw}, lat, None)
+            build_provider({"lattice": lat, "solver": "ml", "model": path, **kw})
     assert MLProvider(path, lat, filling=0.485).ensemble == "canonical"      # its own filling is fine
     with pytest.raises(NearsightError, match="mu_window"):                     # mixing the two kinds of labels
         train({"datasets": [data, window_data], "epochs": 1, "out": str(tmp_path / "mix"), "progress": False})

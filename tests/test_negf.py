@@ -6,10 +6,12 @@ import torch
 from scipy.integrate import quad
 
 from nearsight import Lattice, SDModel
+from nearsight.analysis.locality import locality_profile
 from nearsight.cli import main
-from nearsight.electrons import NEGFProvider, Strip
+from nearsight.electrons import NEGFProvider
 from nearsight.errors import NearsightError
 from nearsight.hamiltonian import PAULI, dense_hamiltonian
+from nearsight.lattice import Strip
 
 P = PAULI.numpy()
 MODEL = SDModel(J=1.5, mu=0.3, kT=0.05, B=(0.02, -0.01, 0.03))
@@ -270,7 +272,8 @@ def test_cli_fields_negf(tmp_path, capsys, rng):
     assert np.allclose(out["fields"], ref.fields.numpy(), atol=1e-12)
     assert np.isclose(out["energy"], float(ref.energy), atol=1e-12)
     capsys.readouterr()
-    bad = [(["--solver", "negf", "--filling", "0.3"], "mu"), (["--solver", "ed", "--bias", "0.5"], "negf only"),
+    bad = [(["--solver", "negf", "--filling", "0.3"], "mu"),
+           (["--solver", "ed", "--bias", "0.5"], "--bias applies to --solver negf or a driven ML model only"),
            (["--solver", "negf", "--kT", "0"], "kT")]
     for extra, needle in bad:
         base = ["fields", "--lattice", "square", "--size", "4", "--size2", "2", "--J", "1.5", "--kT", "0.05",
@@ -281,3 +284,14 @@ def test_cli_fields_negf(tmp_path, capsys, rng):
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "g.npz").exists()
+
+
+def test_locality_profile_runs_on_a_strip(rng):
+    """The library's locality analysis on NEGF: replacing spins beyond R changes a site's field for small R, and not
+    at all once R covers the whole strip (distances open along x)."""
+    st = Strip(5, 2)
+    configs = np.stack([unit(rng, st.N), unit(rng, st.N)])
+    res = locality_profile(NEGFProvider(st, SDModel(J=1.0, mu=0.0, kT=0.1), bias=0.3), configs, [1.0, 5.0],
+                           sites_per_draw=2, seed=1, progress=False)
+    assert res.ratio[0] > 1e-3 and res.ratio[1] == 0.0
+

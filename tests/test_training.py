@@ -145,7 +145,7 @@ def test_train_end_to_end_beats_the_zero_field_predictor(data, tmp_path):
     # independent check of the held-out figure: ED on fresh quench frames the model never saw
     fresh = quench_dataset(str(tmp_path / "fresh.h5"), n_traj=2, steps=40, every=8, seed=7)
     from nearsight.io import read_dataset
-    from nearsight.electrons.base import transverse
+    from nearsight.fields import transverse
     arr, _ = read_dataset(fresh)
     s, h_ref = torch.as_tensor(arr["spins"]), torch.as_tensor(arr["fields"])
     h = MLProvider(model, Lattice("square", 6)).compute(s).fields

@@ -14,7 +14,7 @@ import torch
 from ml_data import quench_dataset
 from nearsight import Lattice, NearsightError
 from nearsight.descriptors import Descriptor
-from nearsight.electrons.base import transverse, transverse_rms_ratio
+from nearsight.fields import transverse, transverse_rms_ratio
 from nearsight.ml.network import SiteEnergyModel, SiteMLP, energy_and_fields
 from nearsight.training import load_training_data, train
 from nearsight.training.cache import JacobianCache, memory_bytes, offsets

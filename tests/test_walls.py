@@ -11,9 +11,11 @@ import torch
 
 from nearsight import Lattice, NearsightError
 from nearsight.analysis.walls import wall_position, wall_profile, wall_velocity
-from nearsight.electrons import AnisotropyProvider, HeisenbergProvider, NEGFProvider, Strip, SumProvider
+from nearsight.electrons import AnisotropyProvider, HeisenbergProvider, NEGFProvider
+from nearsight.fields import SumProvider
 from nearsight.hamiltonian import SDModel
 from nearsight.io import read_dataset, write_dataset
+from nearsight.lattice import Strip
 from nearsight.states import domain_wall
 from provider_checks import tangent_fd_error
 

@@ -12,11 +12,27 @@ leading shape (one chemical potential per configuration).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
-def fermi(eps: torch.Tensor, mu, kT: float) -> torch.Tensor:
-    """Occupation ``1/(1+exp((eps-mu)/kT))``; at ``kT = 0`` a step (1/2 exactly at ``eps = mu``)."""
+def fermi(eps, mu, kT: float):
+    """Occupation ``1/(1+exp((eps-mu)/kT))``; at ``kT = 0`` a step (1/2 exactly at ``eps = mu``).
+
+    ``eps`` a torch tensor (``mu`` a number or one per leading index), or a numpy array of real or complex energies
+    (``mu`` a number; NEGF evaluates it on a contour in the upper half plane): there it is computed without
+    overflow for any ``Re eps``, ``exp(-w)/(1 + exp(-w))`` where ``Re w > 0``, ``w = (eps - mu)/kT``."""
+    if not isinstance(eps, torch.Tensor):
+        if kT == 0:
+            e = np.real(eps)
+            return (e < mu).astype(np.float64) + 0.5 * (e == mu)
+        w = (np.asarray(eps) - mu) / kT
+        out = np.empty(np.shape(w), dtype=np.result_type(w, np.float64))
+        pos = np.real(w) > 0
+        e = np.exp(-w[pos])
+        out[pos] = e / (1.0 + e)
+        out[~pos] = 1.0 / (1.0 + np.exp(w[~pos]))
+        return out
     mu = torch.as_tensor(mu, dtype=eps.dtype, device=eps.device)
     if mu.dim() > 0:
         mu = mu.unsqueeze(-1)

@@ -12,7 +12,7 @@ The electrons are either grand canonical (``mu``) or canonical (``filling n = N_
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -20,7 +20,21 @@ import torch
 from .errors import NearsightError, check_positive
 from .lattice import Lattice
 
+#: the Pauli matrices ``sigma^x, sigma^y, sigma^z`` ``[3, 2, 2]`` (the package's one copy; ``PAULI.numpy()`` for numpy)
 PAULI = torch.tensor([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=torch.complex128)
+
+
+def field_vector(value, name: str = "B") -> tuple[float, float, float]:
+    """A Zeeman field as three finite floats, from a sequence or the text ``"BX,BY,BZ"`` (config files and the
+    command line); otherwise one line naming ``name``."""
+    v = value.split(",") if isinstance(value, str) else value
+    try:
+        out = tuple(float(x) for x in v)
+    except (TypeError, ValueError):
+        raise NearsightError(f"{name} must be three numbers BX,BY,BZ, got {value!r}") from None
+    if len(out) != 3 or not all(math.isfinite(b) for b in out):
+        raise NearsightError(f"{name} must be three finite numbers BX,BY,BZ, got {value!r}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -41,13 +55,7 @@ class SDModel:
             if not isinstance(v, (int, float, np.floating)) or not math.isfinite(v):
                 raise NearsightError(f"{name} must be a finite number, got {v!r}")
             object.__setattr__(self, name, float(v))
-        try:
-            B = tuple(float(b) for b in self.B)
-        except TypeError:
-            raise NearsightError(f"B must be three numbers BX,BY,BZ, got {self.B!r}") from None
-        if len(B) != 3 or not all(math.isfinite(b) for b in B):
-            raise NearsightError(f"B must be three finite numbers BX,BY,BZ, got {self.B!r}")
-        object.__setattr__(self, "B", B)
+        object.__setattr__(self, "B", field_vector(self.B))
         object.__setattr__(self, "kT", check_positive("kT", self.kT, allow_zero=True))
         if (self.mu is None) == (self.filling is None):
             raise NearsightError("give exactly one of mu (grand canonical) or filling (canonical, n = N_e/(2N))")

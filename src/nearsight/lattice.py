@@ -1,4 +1,4 @@
-"""Periodic square and triangular lattices.
+"""The geometries: periodic square and triangular lattices, and the open strip of the driven (NEGF) runs.
 
 Conventions (design.md §1): ``L1 x L2`` sites with periodic boundaries, site index ``i = x + L1*y``.
 Square: ``a1 = (1, 0), a2 = (0, 1)``. Triangular: ``a1 = (1, 0), a2 = (1/2, sqrt(3)/2)``; the six nearest
@@ -194,14 +194,6 @@ class Lattice:
         p = [idx(x, y), idx(x + 1, y), idx(x + 1, y + 1), idx(x, y + 1)]
         return np.concatenate([np.stack([p[k], p[(k + 1) % 4], p[(k + 3) % 4]], 1) for k in range(4)])
 
-    @cached_property
-    def plaquettes(self) -> np.ndarray:
-        """Square plaquettes ``[N, 4]`` counter-clockwise (square lattice only)."""
-        if self.kind != "square":
-            raise NearsightError("plaquettes are defined for the square lattice; use triangles on 'triangular'")
-        x, y = self.xy[:, 0], self.xy[:, 1]
-        return np.stack([self.index(x, y), self.index(x + 1, y), self.index(x + 1, y + 1), self.index(x, y + 1)], 1)
-
     # ---------------------------------------------------------------- sublattices
     def sublattice(self, n: int) -> np.ndarray:
         """Sublattice labels for the common orders.
@@ -233,5 +225,62 @@ class Lattice:
                 "K": (2 * b[0] + b[1]) / 3, "K'": (b[0] + 2 * b[1]) / 3}
 
 
-def make_lattice(kind: str, size: int, size2: int | None = None) -> Lattice:
-    return Lattice(kind, size, size2)
+
+@dataclass(frozen=True)
+class Strip:
+    """An ``Lx x Ly`` square-lattice strip, open along ``x`` (transport, between two leads) and periodic along ``y``.
+
+    Same attributes the package uses on a :class:`Lattice`: ``N``, ``xy``, ``index``, ``distances_from``,
+    ``kind``, ``L1 = Lx``, ``L2 = Ly``; site ``i = x + Lx*y``.
+    """
+
+    Lx: int
+    Ly: int = 1
+
+    def __post_init__(self):
+        for name in ("Lx", "Ly"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise NearsightError(f"Strip {name} must be an integer >= 1, got {v!r}")
+            object.__setattr__(self, name, int(v))
+
+    kind = "strip"
+
+    @property
+    def L1(self) -> int:
+        return self.Lx
+
+    @property
+    def L2(self) -> int:
+        return self.Ly
+
+    @property
+    def N(self) -> int:
+        return self.Lx * self.Ly
+
+    @cached_property
+    def xy(self) -> np.ndarray:
+        i = np.arange(self.N)
+        return np.stack([i % self.Lx, i // self.Lx], axis=1)
+
+    def index(self, x, y) -> np.ndarray:
+        """Site index; ``y`` wraps periodically, ``x`` must lie in ``[0, Lx)`` (the strip is open along x)."""
+        x = np.asarray(x)
+        if np.any((x < 0) | (x >= self.Lx)):
+            raise NearsightError(f"x must lie in [0, {self.Lx}) on an open strip, got {x!r}")
+        return x + self.Lx * (np.asarray(y) % self.Ly)
+
+    def distances_from(self, i: int) -> np.ndarray:
+        """Distance from site ``i`` to every site, ``[N]``: straight along the open ``x``, minimal image along the
+        periodic ``y`` (as :meth:`Lattice.distances_from`, so the locality analysis runs on strips)."""
+        d = self.xy - self.xy[i]
+        dy = (d[:, 1] + self.Ly // 2) % self.Ly - self.Ly // 2
+        return np.hypot(d[:, 0], np.minimum(np.abs(dy), self.Ly - np.abs(dy)))
+
+    @classmethod
+    def from_lattice(cls, lattice: Lattice) -> "Strip":
+        """The square ``L1 x L2`` lattice read as a strip: ``x`` open (its periodicity is ignored), ``y`` periodic."""
+        if getattr(lattice, "kind", None) != "square":
+            raise NearsightError(f"a strip (open along x, periodic along y) is read from a square lattice, got "
+                                 f"{getattr(lattice, 'kind', lattice)!r}; give a square lattice or a Strip(Lx, Ly)")
+        return cls(lattice.L1, lattice.L2)

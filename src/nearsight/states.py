@@ -69,7 +69,7 @@ def domain_wall(geometry, x0: float, width: float, *, phi: float = 0.0) -> np.nd
     """A 180° wall along ``x`` between an up (``+z``, left) and a down (``-z``, right) domain: the polar angle
     ``theta(x) = 2 arctan(exp((x - x0)/width))`` (the profile of an easy-axis wall), the wall's spins turning through
     ``(cos phi, sin phi, 0)`` (``phi = 0``: a Néel wall in the x-z plane; ``pi/2``: a Bloch wall). Any geometry with
-    site coordinates ``xy`` (a :class:`Lattice` or a :class:`~nearsight.electrons.negf.Strip`); uniform along y."""
+    site coordinates ``xy`` (a :class:`Lattice` or a :class:`~nearsight.lattice.Strip`); uniform along y."""
     width = float(width)
     if not (np.isfinite(width) and width > 0) or not np.isfinite(float(x0)) or not np.isfinite(float(phi)):
         raise NearsightError(f"domain_wall needs a finite centre x0, a width > 0 and a finite phi, got x0={x0!r}, "

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..electrons.base import FieldProvider, transverse
+from ..fields import FieldProvider, transverse
 from ..errors import NearsightError, as_spins
 
 

@@ -1,16 +1,18 @@
-"""Arguments shared by several commands, the one place that turns them into a field provider, and the config
-file rules: keys are the long flag names, values are type-checked strictly, relative paths are read against the
-config file's directory, flags given on the command line override the file."""
+"""Arguments shared by several commands, their translation into a provider spec (:mod:`nearsight.providers`
+builds the provider), and the config file rules: keys are the long flag names, values are type-checked strictly,
+relative paths are read against the config file's directory, flags given on the command line override the file."""
 from __future__ import annotations
 
 import argparse
 import os
 
 from ..errors import NearsightError, check_device, warn
-from ..hamiltonian import SDModel
+from ..fields import FieldProvider
+from ..io import check_writable, read_yaml
 from ..lattice import LATTICES, Lattice
+from ..providers import SOLVERS, SPEC_KEYS, build_provider, geometry_of
+from ..runtime import configure_threads
 
-SOLVERS = ("ed", "kpm", "ml", "negf")
 PHYSICS_DEFAULTS = {"t": 1.0, "t2": 0.0, "kT": 0.0, "solver": "ed"}
 
 
@@ -55,16 +57,6 @@ def show_defaults(p: argparse.ArgumentParser, defaults: dict) -> None:
             a.shown_default = defaults[a.dest]
 
 
-def parse_vector(text: str) -> tuple[float, float, float]:
-    try:
-        v = tuple(float(x) for x in str(text).split(","))
-    except ValueError:
-        raise NearsightError(f"--B must be three numbers BX,BY,BZ, got {text!r}") from None
-    if len(v) != 3:
-        raise NearsightError(f"--B must be three numbers BX,BY,BZ, got {text!r}")
-    return v
-
-
 def add_physics_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Lattice and s-d model parameters (design.md §1). With ``required=False`` they may come from a config."""
     g = p.add_argument_group("lattice and model")
@@ -89,11 +81,15 @@ def add_solver_args(p: argparse.ArgumentParser, *, solvers=SOLVERS) -> None:
     g.add_argument("--vectors", type=int, default=None, help="KPM: use R random vectors instead of probing")
     g.add_argument("--realizations", type=int, default=None,
                    help="KPM: independent draws of the probing phases (cost x K, probing error / sqrt(K)); default: auto")
-    g.add_argument("--model", type=str, default=None, help="ML: shipped model name or path to a model file")
+    g.add_argument("--model", type=str, default=None,
+                   help="ML: shipped model name or path to a model file (a driven model, e.g. dw-strip, needs --bias)")
     g.add_argument("--bias", type=float, default=None,
-                   help="NEGF: bias V, leads at mu +- V/2 (square lattice read as a strip open along x)")
+                   help="NEGF or a driven ML model: bias V, leads at mu +- V/2 (square lattice read as a strip open "
+                        "along x)")
     g.add_argument("--wide-band", type=float, default=None,
                    help="NEGF: wide-band leads with coupling GAMMA instead of the analytic semi-infinite leads")
+    g.add_argument("--J-H", dest="J_H", type=float, default=None,
+                   help="classical: Heisenberg exchange J_H, E = -J_H sum_<ij> S_i.S_j - B.sum_i S_i")
     g.add_argument("--anisotropy", type=float, default=None,
                    help="add a classical easy-axis anisotropy -K sum S_z^2 to any solver (holds domain walls)")
     g.add_argument("--device", type=str, default=None, help="torch device (cpu, cuda, cuda:N)")
@@ -103,63 +99,22 @@ def add_solver_args(p: argparse.ArgumentParser, *, solvers=SOLVERS) -> None:
     show_defaults(p, PHYSICS_DEFAULTS)
 
 
-def physics_from(cfg: dict) -> tuple[Lattice, SDModel | None]:
-    """Lattice and model from a flat dict of the physics keys (missing model keys -> model None)."""
-    if cfg.get("lattice") is None or cfg.get("size") is None:
-        raise NearsightError("give --lattice {square,triangular} and --size L")
-    lattice = Lattice(cfg["lattice"], cfg["size"], cfg.get("size2"))
-    if cfg.get("J") is None or cfg.get("solver") == "ml":
-        return lattice, None           # ml: the card holds the physics; given keys are checked against it
-    B = cfg.get("B")
-    B = parse_vector(B) if isinstance(B, str) else tuple(B) if B is not None else (0.0, 0.0, 0.0)
-    model = SDModel(J=cfg["J"], t=cfg.get("t") if cfg.get("t") is not None else 1.0,
-                    t2=cfg.get("t2") or 0.0, B=B, kT=cfg.get("kT") or 0.0,
-                    mu=cfg.get("mu"), filling=cfg.get("filling"))
-    return lattice, model
+def provider_spec(cfg: dict) -> dict:
+    """The provider keys of a command's settings (:data:`nearsight.providers.SPEC_KEYS`)."""
+    return {k: cfg.get(k) for k in SPEC_KEYS}
 
 
-def build_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
-    """The field provider named by ``cfg['solver']`` (ed, kpm, ml, negf) for this lattice and model, plus a
-    classical easy-axis anisotropy ``-K sum S_z^2`` when ``cfg['anisotropy'] = K`` is given.
+def lattice_from(cfg: dict) -> Lattice:
+    """The lattice of a command's settings (errors name the flags)."""
+    return geometry_of(provider_spec(cfg), flags=True)
 
-    ``negf`` reads a square ``L1 x L2`` lattice as a strip open along x (leads at both ends, bias ``cfg['bias']``,
-    wide-band coupling ``cfg['wide_band']`` if given) and periodic along y. Threads (``cfg['threads']``) and the
-    device are settled here, before any work."""
-    from ..runtime import configure_threads
+
+def provider_from(cfg: dict) -> FieldProvider:
+    """The field provider of a command's settings: threads (``cfg['threads']``) and the device are settled first,
+    before any work; then :func:`nearsight.providers.build_provider`, its errors naming the flags."""
     configure_threads(cfg.get("threads"))
     check_device(cfg.get("device"))
-    provider = _electron_provider(cfg, lattice, model)
-    if cfg.get("anisotropy") is not None:
-        from ..electrons import AnisotropyProvider, SumProvider
-        return SumProvider(provider, AnisotropyProvider(provider.lattice, cfg["anisotropy"]))
-    return provider
-
-
-def _electron_provider(cfg: dict, lattice: Lattice, model: SDModel | None):
-    solver = cfg.get("solver") or "ed"
-    if cfg.get("wide_band") is not None and solver != "negf":
-        raise NearsightError(f"--wide-band applies to --solver negf only (got --solver {solver})")
-    if cfg.get("realizations") is not None and solver != "kpm":
-        raise NearsightError(f"--realizations applies to --solver kpm only (got --solver {solver})")
-    if cfg.get("bias") is not None and solver != "negf":
-        raise NearsightError(f"--bias applies to --solver negf only (got --solver {solver})")
-    if solver == "ml":
-        from ..ml.provider import provider_from_cli
-        return provider_from_cli(cfg, lattice, model)
-    if model is None:
-        raise NearsightError(f"solver {solver!r} needs the model: give --J and one of --mu / --filling")
-    if solver == "ed":
-        from ..electrons.ed import EDProvider
-        return EDProvider(lattice, model, device=cfg.get("device"))
-    if solver == "kpm":
-        from ..electrons.kpm import KPMProvider
-        kw = {k: cfg[k] for k in ("moments", "probe_distance", "vectors", "realizations", "device")
-              if cfg.get(k) is not None}
-        return KPMProvider(lattice, model, **kw)
-    if solver == "negf":
-        from ..electrons.negf import NEGFProvider
-        return NEGFProvider(lattice, model, bias=cfg.get("bias") or 0.0, wide_band=cfg.get("wide_band"))
-    raise NearsightError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    return build_provider(provider_spec(cfg), flags=True)
 
 
 PATH_KEYS = ("initial", "source", "driver", "model", "spins")
@@ -171,7 +126,6 @@ def load_config(path: str | None) -> dict:
     relative to the working directory is still found there, with a warning)."""
     if path is None:
         return {}
-    from ..io import read_yaml
     cfg = read_yaml(path)
     cfg = {str(k).replace("-", "_"): v for k, v in cfg.items()}
     base = os.path.dirname(os.path.abspath(path))
@@ -284,7 +238,6 @@ def check_run_numbers(cfg: dict, bounds: dict) -> None:
 def output_path(path: str, overwrite: bool, flag: str = "--out") -> None:
     """One policy for every command's output: an existing file is refused unless ``--overwrite``; a directory or
     an unwritable place is refused before any work."""
-    from ..io import check_writable
     check_writable(path, flag)
     if os.path.exists(path) and not overwrite:
         raise NearsightError(f"{flag} {path!r} exists; choose another {flag}, or pass --overwrite to replace it")

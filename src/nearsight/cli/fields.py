@@ -22,7 +22,7 @@ from ..errors import NearsightError
 from ..io import atomic_path
 from ..runtime import provenance
 from ..states import load_spins
-from .common import add_physics_args, add_solver_args, build_provider, output_path, physics_from
+from .common import add_physics_args, add_solver_args, lattice_from, output_path, provider_from
 
 
 def add_parser(sub):
@@ -38,13 +38,13 @@ def add_parser(sub):
 
 def run(args) -> int:
     cfg = vars(args)
-    lattice, model = physics_from(cfg)
+    lattice = lattice_from(cfg)
     if os.path.isdir(args.out):
         raise NearsightError(f"--out {args.out!r} is a directory; give a file name, e.g. "
                              f"{os.path.join(args.out, 'fields.npz')!r}")
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     output_path(out, args.overwrite)
-    provider = build_provider(cfg, lattice, model)
+    provider = provider_from(cfg)
     spins = load_spins(args.spins, lattice)
     res = provider.compute(spins)
     energy = res.energy.detach().cpu().numpy().astype(np.float64)

@@ -14,8 +14,8 @@ import argparse
 from ..datasets.generate import generate_dataset, relabel_dataset
 from ..datasets.systems import is_system_config, load_system
 from ..errors import NearsightError
-from .common import (DeprecatedAlias, add_physics_args, add_solver_args, build_provider, check_run_numbers,
-                     load_config, merged, output_path, physics_from, schema, show_defaults)
+from .common import (DeprecatedAlias, add_physics_args, add_solver_args, check_run_numbers, lattice_from,
+                     load_config, merged, output_path, provider_from, schema, show_defaults)
 
 ALIASES = {"kTs": "bath_kT"}
 DEFAULTS = {"bath_kT": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 20, "skip": 0, "dt": 0.05,
@@ -74,14 +74,14 @@ def config_of(args) -> dict:
 def run(args) -> int:
     cfg = merged(args, config_of(args), DEFAULTS, aliases=ALIASES)
     check_run_numbers(cfg, {"replicas": 1, "steps": 1, "every": 1, "skip": 0, "seed": 0, "size": 1, "threads": 1})
-    lattice, model = physics_from(cfg)
+    lattice = lattice_from(cfg)
     output_path(cfg["out"], bool(cfg.get("overwrite")))
     kTs = cfg["bath_kT"]
     try:
         kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
     except ValueError:
         raise NearsightError(f"--bath-kT must be numbers separated by commas, got {kTs!r}") from None
-    provider = build_provider(cfg, lattice, model)
+    provider = provider_from(cfg)
     if cfg["source"] is not None:
         if cfg["driver"] is not None:
             raise NearsightError("give either source (relabel a dataset) or driver (run quenches), not both")

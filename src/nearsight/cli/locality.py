@@ -7,7 +7,7 @@ from ..analysis.locality import locality_profile
 from ..errors import NearsightError
 from ..io import check_writable
 from ..states import load_spins, make_state
-from .common import add_physics_args, add_solver_args, build_provider, physics_from
+from .common import add_physics_args, add_solver_args, lattice_from, provider_from
 
 
 def add_parser(sub):
@@ -28,14 +28,14 @@ def add_parser(sub):
 
 def run(args) -> int:
     cfg = vars(args)
-    lattice, model = physics_from(cfg)
+    lattice = lattice_from(cfg)
     if args.plot:
         check_writable(args.plot)
     try:
         radii = [float(r) for r in args.radii.split(",")]
     except ValueError:
         raise NearsightError(f"--radii must be comma-separated numbers, got {args.radii!r}") from None
-    provider = build_provider(cfg, lattice, model)
+    provider = provider_from(cfg)
     if args.spins:
         configs = load_spins(args.spins, lattice)
         if configs.ndim != 3:

@@ -19,8 +19,8 @@ from ..dynamics.run import run_llg
 from ..errors import NearsightError
 from ..io import check_writable, lock_output, unlock_output
 from ..states import STATES, load_spins, make_state
-from .common import (add_physics_args, add_solver_args, build_provider, check_run_numbers, load_config, merged,
-                     physics_from, schema, show_defaults)
+from .common import (add_physics_args, add_solver_args, check_run_numbers, lattice_from, load_config, merged,
+                     provider_from, schema, show_defaults)
 
 DEFAULTS = {"initial": "random", "noise": 0.0, "replicas": 1, "steps": 1000, "dt": 0.05, "alpha": 0.5,
             "bath_kT": 0.0, "scheme": "heun", "seed": 0, "every": 10, "out": "trajectory.h5", "plots": None,
@@ -105,10 +105,10 @@ def check_target(out: str, resume: bool, overwrite: bool) -> None:
 def run(args) -> int:
     cfg = merged(args, load_config(args.config), DEFAULTS, aliases=ALIASES)
     check_run_numbers(cfg, {"replicas": 1, "steps": 0, "every": 1, "seed": 0, "size": 1, "threads": 1})
-    lattice, model = physics_from(cfg)
+    lattice = lattice_from(cfg)
     env = torchrun_env(cfg)                           # None unless launched by torchrun
     on_main(env, _check_outputs, cfg)
-    provider = build_provider(cfg, lattice, model)   # model name, card and lattice checked before anything is written
+    provider = provider_from(cfg)   # model name, card and lattice checked before anything is written
     spins0 = initial_spins(cfg, lattice)
     out = cfg["out"]
 

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..dynamics.run import run_llg
-from ..electrons.base import FieldProvider
+from ..fields import FieldProvider
 from ..errors import NearsightError
 from ..hamiltonian import SDModel
 from ..io import check_writable, read_dataset, write_dataset

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..electrons.base import FieldProvider, FieldResult
+from ..fields import FieldProvider, FieldResult
 from ..errors import NearsightError
 from ..lattice import Lattice
 from .env import DistEnv, all_sum, env_of_group, gather_blocks, split_evenly

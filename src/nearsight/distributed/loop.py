@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..dynamics.integrators import LLGState
-from ..electrons.base import FieldProvider, FieldResult
+from ..fields import FieldProvider, FieldResult
 from ..errors import NearsightError, as_spins
 from ..io import TrajectoryWriter
 from .env import DistEnv, agree, broadcast_object, broadcast_tensor, gather_blocks

@@ -17,7 +17,7 @@ scale and are equally independent of the number of ranks.
 """
 from __future__ import annotations
 
-from ..electrons.base import FieldProvider
+from ..fields import FieldProvider
 from ..errors import NearsightError
 from .domain import DomainDecomposedProvider
 from .env import DistEnv, env_of_group, gather_blocks, split_evenly

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..electrons.base import FieldProvider, FieldResult
+from ..fields import FieldProvider, FieldResult
 from ..errors import NearsightError
 from .llg import cayley_step, check_llg_params, llg_rhs, noise_field, rotation_vector
 

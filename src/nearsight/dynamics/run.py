@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..electrons.base import FieldProvider
+from ..fields import FieldProvider
 from ..errors import NearsightError, RunInterrupted, as_spins, warn
 from ..io import TrajectoryWriter, n_frames_of
 from .integrators import LLGState, make_integrator

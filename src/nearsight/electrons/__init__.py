@@ -1,9 +1,8 @@
-"""Electron solvers behind the common field-provider interface."""
-from .base import FieldProvider, FieldResult, SumProvider, transverse, transverse_rms_ratio
+"""Electron solvers (and the classical terms added to them) behind the field-provider interface of
+:mod:`nearsight.fields`: exact diagonalization, the kernel polynomial method, NEGF on a biased strip."""
 from .classical import AnisotropyProvider, HeisenbergProvider
 from .ed import EDProvider
-from .negf import NEGFProvider, Strip
+from .kpm import KPMProvider
+from .negf import NEGFProvider
 
-__all__ = ["FieldProvider", "FieldResult", "SumProvider", "AnisotropyProvider", "HeisenbergProvider", "transverse",
-           "transverse_rms_ratio",
-           "EDProvider", "NEGFProvider", "Strip"]
+__all__ = ["AnisotropyProvider", "HeisenbergProvider", "EDProvider", "KPMProvider", "NEGFProvider"]

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import NearsightError
 from ..lattice import Lattice
-from .base import FieldProvider, FieldResult
+from ..fields import FieldProvider, FieldResult
 
 
 class HeisenbergProvider(FieldProvider):
@@ -39,9 +39,9 @@ class HeisenbergProvider(FieldProvider):
 class AnisotropyProvider(FieldProvider):
     """Single-ion uniaxial anisotropy ``E = -K sum_i (S_i . n)^2`` (``K > 0``: easy axis ``n``; ``K < 0``: easy
     plane), fields ``h_i = 2 K (S_i . n) n``. Not from the electrons: a classical term added to an electron
-    provider with :class:`~nearsight.electrons.base.SumProvider` — it is what makes a 180° domain wall in a
+    provider with :class:`~nearsight.fields.SumProvider` — it is what makes a 180° domain wall in a
     ferromagnet stable, with width ``~ sqrt(A / K)`` for an exchange stiffness ``A``. Works on any geometry with
-    ``N`` sites (a :class:`Lattice` or a :class:`~nearsight.electrons.negf.Strip`).
+    ``N`` sites (a :class:`Lattice` or a :class:`~nearsight.lattice.Strip`).
     """
 
     name = "anisotropy"

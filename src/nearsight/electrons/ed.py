@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ..ensemble import occupations_and_energy
-from ..errors import NearsightError, as_spins
+from ..errors import NearsightError
 from ..hamiltonian import PAULI, SDModel, dense_hamiltonian, hopping_matrix, zeeman_energy
 from ..lattice import Lattice
-from .base import FieldProvider, FieldResult
+from ..fields import FieldProvider, FieldResult
 
 MAX_ED_SITES = 4096
 
@@ -43,16 +43,12 @@ class EDProvider(FieldProvider):
     def __init__(self, lattice: Lattice, model: SDModel, *, observables: bool = False, device: str | None = None):
         if lattice.N > MAX_ED_SITES:
             raise NearsightError(f"ED on {lattice.N} sites needs a {2 * lattice.N}^2 dense matrix; use "
-                                 f"--solver kpm or ml for lattices above {MAX_ED_SITES} sites")
+                                 f"the kpm or ml solver for lattices above {MAX_ED_SITES} sites")
         self.lattice, self.model = lattice, model
         self.observables = observables
         self._device = torch.device(device or "cpu")
         self.n_electrons = model.n_electrons(lattice.N) if model.canonical else None
         self._T = hopping_matrix(lattice, model.t, model.t2).to(self._device)
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
 
     def describe(self) -> dict:
         return {**super().describe(), **{k: v for k, v in self.model.to_dict().items() if v is not None}}
@@ -67,7 +63,7 @@ class EDProvider(FieldProvider):
     def at_mu(self, spins, mu) -> FieldResult:
         """Grand-canonical energy ``Omega(mu)`` (plus Zeeman), fields and extras at ``mu`` — a number or one value
         per configuration ``[B]`` — whatever the model's own ensemble (``kT`` and the rest are the model's)."""
-        s, batched = as_spins(spins, self.lattice.N, device=self.device)
+        s, batched = self.spins_batch(spins)
         mu_t = torch.as_tensor(np.asarray(mu, dtype=np.float64), device=self.device)
         if mu_t.dim() > 1 or (mu_t.dim() == 1 and mu_t.shape[0] != s.shape[0]):
             raise NearsightError(f"mu must be one number or one per configuration ({s.shape[0]}), got shape "
@@ -99,7 +95,7 @@ class EDProvider(FieldProvider):
 
     def dos(self, spins, energies: np.ndarray, broadening: float = 0.05) -> np.ndarray:
         """Density of states per site (Lorentzian broadening) averaged over the given configurations."""
-        s, _ = as_spins(spins, self.lattice.N, device=self.device)
+        s, _ = self.spins_batch(spins)
         eps = torch.linalg.eigvalsh(dense_hamiltonian(self.lattice, self.model, s, self._T)).cpu().numpy()
         w = np.asarray(energies, dtype=np.float64)
         lor = broadening / np.pi / ((w[:, None] - eps.reshape(-1)[None, :]) ** 2 + broadening ** 2)

@@ -1,7 +1,7 @@
 """Nonequilibrium Green's functions (NEGF): exchange fields on a biased s-d sample between two ideal leads.
 
-**Geometry.** A :class:`Strip` of ``Lx x Ly`` square-lattice sites (site index ``i = x + Lx*y`` as everywhere in
-the package), *open* along the transport direction ``x`` and *periodic* along ``y`` (periodic images add, as in
+**Geometry.** A :class:`~nearsight.lattice.Strip` of ``Lx x Ly`` square-lattice sites (site index ``i = x + Lx*y``
+as everywhere in the package), *open* along the transport direction ``x`` and *periodic* along ``y`` (periodic images add, as in
 :func:`nearsight.hamiltonian.hopping_matrix`: at ``Ly = 2`` the two transverse bonds give ``-2t``). ``Ly = 1`` is a
 plain chain (no transverse hopping). Columns ``x = 0`` and ``x = Lx-1`` couple by ``-t`` per site to semi-infinite
 ideal leads: the same strip continued without local spins (spin degenerate, same ``t``), held at
@@ -57,73 +57,19 @@ return). Extras (per configuration):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
 
-from ..errors import NearsightError, as_spins, check_positive
-from ..hamiltonian import SDModel, zeeman_energy
-from ..lattice import Lattice
-from .base import FieldProvider, FieldResult
+from ..errors import NearsightError, check_positive
+from ..ensemble import fermi
+from ..hamiltonian import PAULI, SDModel, zeeman_energy
+from ..lattice import Lattice, Strip
+from ..fields import FieldProvider, FieldResult
 
-_PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)
+_PAULI = PAULI.numpy()   # the Pauli matrices of nearsight.hamiltonian, as numpy
 _FERMI_CUT = 36.0        # f(mu + 36 kT) = 2e-16: where the Fermi tails are dropped
 _CHUNK = 96              # energies per RGF call (bounds memory)
-
-
-@dataclass(frozen=True)
-class Strip:
-    """An ``Lx x Ly`` square-lattice strip, open along ``x`` (transport) and periodic along ``y``.
-
-    Same attributes the package uses on a :class:`~nearsight.lattice.Lattice`: ``N``, ``xy``, ``index``,
-    ``kind``, ``L1 = Lx``, ``L2 = Ly``; site ``i = x + Lx*y``.
-    """
-
-    Lx: int
-    Ly: int = 1
-
-    def __post_init__(self):
-        for name in ("Lx", "Ly"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise NearsightError(f"Strip {name} must be an integer >= 1, got {v!r}")
-            object.__setattr__(self, name, int(v))
-
-    kind = "strip"
-
-    @property
-    def L1(self) -> int:
-        return self.Lx
-
-    @property
-    def L2(self) -> int:
-        return self.Ly
-
-    @property
-    def N(self) -> int:
-        return self.Lx * self.Ly
-
-    @cached_property
-    def xy(self) -> np.ndarray:
-        i = np.arange(self.N)
-        return np.stack([i % self.Lx, i // self.Lx], axis=1)
-
-    def index(self, x, y) -> np.ndarray:
-        """Site index; ``y`` wraps periodically, ``x`` must lie in ``[0, Lx)`` (the strip is open along x)."""
-        x = np.asarray(x)
-        if np.any((x < 0) | (x >= self.Lx)):
-            raise NearsightError(f"x must lie in [0, {self.Lx}) on an open strip, got {x!r}")
-        return x + self.Lx * (np.asarray(y) % self.Ly)
-
-    @classmethod
-    def from_lattice(cls, lattice: Lattice) -> "Strip":
-        """The square ``L1 x L2`` lattice read as a strip: ``x`` open (its periodicity is ignored), ``y`` periodic."""
-        if getattr(lattice, "kind", None) != "square":
-            raise NearsightError(f"NEGF needs a square lattice (a strip open along x, periodic along y), got "
-                                 f"{getattr(lattice, 'kind', lattice)!r}; use --lattice square or a Strip(Lx, Ly)")
-        return cls(lattice.L1, lattice.L2)
 
 
 def surface_green(w: np.ndarray, t: float) -> np.ndarray:
@@ -131,17 +77,6 @@ def surface_green(w: np.ndarray, t: float) -> np.ndarray:
     w = np.asarray(w, dtype=np.complex128) + 0.0j  # +0j keeps real w on the upper lip of the cut
     a = 2.0 * abs(t)
     return (w - np.sqrt(w - a) * np.sqrt(w + a)) / (2.0 * t * t)
-
-
-def _fermi(z: np.ndarray, mu: float, kT: float) -> np.ndarray:
-    """``1/(1+exp((z-mu)/kT))`` for real or complex ``z``, without overflow."""
-    w = (np.asarray(z) - mu) / kT
-    out = np.empty(np.shape(w), dtype=np.result_type(w, np.float64))
-    pos = np.real(w) > 0
-    e = np.exp(-w[pos])
-    out[pos] = e / (1.0 + e)
-    out[~pos] = 1.0 / (1.0 + np.exp(w[~pos]))
-    return out
 
 
 def adaptive_gauss(func, edges, tol: float, *, what: str, n: int = 10, max_rounds: int = 40,
@@ -211,8 +146,7 @@ class NEGFProvider(FieldProvider):
         if not isinstance(model, SDModel):
             raise NearsightError(f"model must be an SDModel, got {type(model).__name__}")
         if model.canonical:
-            raise NearsightError("NEGF is grand canonical (the leads fix mu_L, mu_R); give mu instead of filling "
-                                 "(--mu rather than --filling)")
+            raise NearsightError("NEGF is grand canonical (the leads fix mu_L, mu_R); give mu instead of filling")
         if model.kT <= 0:
             raise NearsightError(f"NEGF needs kT > 0 (Fermi poles of the contour and the real-axis bias window), "
                                  f"got kT={model.kT!r}; use e.g. kT=0.01")
@@ -377,9 +311,9 @@ class NEGFProvider(FieldProvider):
         g = self._rgf(E.astype(np.complex128), Hd, columns=True)
         sig = g["sig"][0]
         Gam = 1j * (sig - _dag(sig))                                        # [M, n, n]
-        fl = _fermi(E, min(self.mu_L, self.mu_R), m.kT)
-        aL = (_fermi(E, self.mu_L, m.kT) - fl)[None, :, None, None]
-        aR = (_fermi(E, self.mu_R, m.kT) - fl)[None, :, None, None]
+        fl = fermi(E, min(self.mu_L, self.mu_R), m.kT)
+        aL = (fermi(E, self.mu_L, m.kT) - fl)[None, :, None, None]
+        aR = (fermi(E, self.mu_R, m.kT) - fl)[None, :, None, None]
         c0, cN = g["c0"], g["cN"]
         Lx = self.lattice.Lx
         dens = [(aL * c0[x] @ Gam @ _dag(c0[x]) + aR * cN[x] @ Gam @ _dag(cN[x])) / (2 * np.pi) for x in range(Lx)]
@@ -403,7 +337,7 @@ class NEGFProvider(FieldProvider):
         ``diag [B, Lx, n, n]`` (``D_xx``), ``lower [B, Lx-1, n, n]`` (``D_x+1,x``), ``contact [B, 2, 4]`` (particle
         and sigma currents from the left / right lead into the sample), all with local orbital index ``2y + s``.
         """
-        s, _ = as_spins(spins, self.lattice.N)
+        s, _ = self.spins_batch(spins)
         S = s.numpy()
         Hd = self._column_blocks(S)
         B, Lx, n = S.shape[0], self.lattice.Lx, self.n
@@ -414,7 +348,7 @@ class NEGFProvider(FieldProvider):
 
         def eq(u):
             z, dz = path(u)
-            return self._eq_values(z, _fermi(z, mu, kT) * dz, Hd)
+            return self._eq_values(z, fermi(z, mu, kT) * dz, Hd)
 
         Y = adaptive_gauss(eq, edges, self.tol, what="equilibrium contour integral")
         Y = Y + self._eq_values(poles, np.full(len(poles), -2j * np.pi * kT), Hd).sum(0)
@@ -486,7 +420,7 @@ class NEGFProvider(FieldProvider):
         ``[B, M]`` for batched spins."""
         if not self.leads:
             raise NearsightError("transmission needs leads; this provider was built with leads=False")
-        s, batched = as_spins(spins, self.lattice.N)
+        s, batched = self.spins_batch(spins)
         E = np.atleast_1d(np.asarray(energies, dtype=np.float64))
         if E.ndim != 1 or not np.all(np.isfinite(E)):
             raise NearsightError("energies must be a finite 1-D array of real energies")

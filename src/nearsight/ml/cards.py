@@ -33,31 +33,59 @@ and ``mu_input`` (``mu0``, ``mu_scale``, ``n_ref``); ``filling`` / ``mu`` are th
 
 Shipped models live in ``src/nearsight/ml/models/NAME.pt``; :func:`load_model` takes such a name or a path and
 returns either family.
+
+**The format registry.** :data:`FORMATS` maps a payload's ``"format"`` to a :class:`ModelFormat`: what kind of model
+the file holds, the function that loads it, and how to read its card. This module registers the conservative format
+above; the driven (generalized-potential) models of :mod:`nearsight.ml.driven` register theirs from
+:mod:`nearsight.ml.driven.files` (imported by :mod:`nearsight.ml`, so always present). :func:`load_card` reads the
+card of any registered kind; a loader given a file of another kind names the loader it needs.
 """
 from __future__ import annotations
 
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from ..descriptors import build_descriptor
 from ..errors import NearsightError
+from ..hamiltonian import field_vector
 from ..io import atomic_path
+from ..lattice import Lattice
+from ..runtime import provenance
 from .canonical import MuModel, check_mu_input
 from .mpnn import MPNNModel, build_mpnn
 from .network import SiteEnergyModel, SiteMLP, dtype_from_name
 
 FORMAT, VERSION = "nearsight-ml-model", 1
-#: the file format of generalized-potential (driven) models, nearsight.ml.generalized
-GENERALIZED_FORMAT = "nearsight-generalized-model"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 PHYSICS_KEYS = ("J", "t", "t2", "B", "kT", "mu", "filling")
 REQUIRED_CARD_KEYS = ("lattice", "t", "J", "kT", "cutoff", "n_features", "dtype", "network", "training_data")
 #: model families: payload["family"] (absent: "bp") -> the payload keys it needs
 FAMILIES = {"bp": ("card", "descriptor", "network", "state_dict"), "mpnn": ("card", "network", "state_dict")}
 MPNN_CARD_KEYS = tuple(k for k in REQUIRED_CARD_KEYS if k != "n_features")
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """One kind of model file: ``kind`` (in words, for messages), ``loader`` (the function that loads it, named in
+    errors) and ``card`` (``(payload, where) -> the validated card``)."""
+
+    kind: str
+    loader: str
+    card: Callable[[dict, str], dict]
+
+
+#: payload["format"] -> its ModelFormat (module docstring)
+FORMATS: dict[str, ModelFormat] = {}
+
+
+def register_format(name: str, fmt: ModelFormat) -> None:
+    FORMATS[name] = fmt
 
 
 def card_keys(card) -> tuple:
@@ -94,19 +122,7 @@ def _same(a, b) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _as_vector(v, name: str) -> tuple[float, ...]:
-    if isinstance(v, str):
-        v = v.split(",")
-    try:
-        out = tuple(float(x) for x in v)
-    except (TypeError, ValueError):
-        raise NearsightError(f"{name} must be three numbers BX,BY,BZ, got {v!r}") from None
-    if len(out) != 3:
-        raise NearsightError(f"{name} must be three numbers BX,BY,BZ, got {v!r}")
-    return out
-
-
-def check_physics(card: dict, given: dict, *, source: str = "the command line") -> None:
+def check_physics(card: dict, given: dict, *, source: str = "the given parameters") -> None:
     """Raise if any non-None physics parameter in ``given`` contradicts the card (the card is authoritative)."""
     name = card.get("name", "the model")
     problems = []
@@ -119,9 +135,9 @@ def check_physics(card: dict, given: dict, *, source: str = "the command line") 
             continue                 # a mu-conditioned model runs at any mu / filling (checked by MLProvider)
         ref = card.get(key)
         if key == "B":
-            ref_v = _as_vector(ref if ref is not None else (0.0, 0.0, 0.0), "B")
-            if not all(_same(a, b) for a, b in zip(_as_vector(v, "--B"), ref_v)):
-                problems.append(f"B={','.join(f'{x:g}' for x in _as_vector(v, '--B'))} but the model has "
+            ref_v = field_vector(ref if ref is not None else (0.0, 0.0, 0.0), "the card's B")
+            if not all(_same(a, b) for a, b in zip(field_vector(v), ref_v)):
+                problems.append(f"B={','.join(f'{x:g}' for x in field_vector(v))} but the model has "
                                 f"B={','.join(f'{x:g}' for x in ref_v)}")
             continue
         if key in ("mu", "filling") and ref is None:
@@ -139,8 +155,8 @@ def check_physics(card: dict, given: dict, *, source: str = "the command line") 
         if ref is None or not _same(v, ref):
             problems.append(f"{key}={v:g} but the model has {key}={ref!r}")
     if problems:
-        raise NearsightError(f"parameters from {source} contradict the card of {name}: {'; '.join(problems)}. "
-                             f"The physics of an ML model is fixed by its training labels; drop these options "
+        raise NearsightError(f"{source} contradict the card of {name}: {'; '.join(problems)}. "
+                             f"The physics of an ML model is fixed by its training labels; drop these parameters "
                              f"(they are read from the card) or choose a model trained at these parameters")
 
 
@@ -184,7 +200,6 @@ def save_model(path: str, model: SiteEnergyModel | MPNNModel, card: dict) -> str
         raise NearsightError("a mu-conditioned card needs the model wrapped in MuModel (its mu_input)")
     if card.get("family", family) != family:
         raise NearsightError(f"the card says family {card['family']!r} but the model is {family!r}; fix the card")
-    from ..runtime import provenance
     card = {**card, "family": family, "provenance": card.get("provenance") or provenance()}
     validate_card(card)
     if family == "mpnn":
@@ -212,7 +227,7 @@ def shipped_models() -> dict[str, Path]:
 
 def resolve_model_path(name_or_path: str) -> Path:
     if not name_or_path:
-        raise NearsightError("no model given: pass --model NAME_OR_PATH ('nearsight models' lists shipped ones)")
+        raise NearsightError("no model given: name a shipped model ('nearsight models' lists them) or a model file")
     p = Path(os.path.expanduser(str(name_or_path)))
     if p.is_file():
         return p
@@ -251,10 +266,9 @@ def read_model_file(path) -> dict:
 
 def check_payload(payload, path: str) -> dict:
     """A loaded conservative-model payload, checked for format and completeness (clear errors otherwise)."""
-    if isinstance(payload, dict) and payload.get("format") == GENERALIZED_FORMAT:
-        raise NearsightError(f"{path!r} is a generalized-potential (driven, NEGF-trained) model: it needs a bias and "
-                             f"a strip; load it with nearsight.ml.load_generalized or GeneralizedMLProvider (see "
-                             f"examples/domain_wall.py)")
+    other = FORMATS.get(payload.get("format")) if isinstance(payload, dict) else None
+    if other is not None and payload.get("format") != FORMAT:
+        raise NearsightError(f"{path!r} is a {other.kind} model; load it with {other.loader}")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NearsightError(f"{path!r} is not a nearsight model file (format "
                              f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); "
@@ -280,8 +294,6 @@ def check_payload(payload, path: str) -> dict:
 
 def model_from_payload(payload: dict, lattice=None, *, where: str = "model file") -> SiteEnergyModel | MPNNModel:
     """Rebuild the model (either family) on ``lattice`` (default: the smallest training lattice) from a payload."""
-    from ..descriptors import build_descriptor
-    from ..lattice import Lattice
     card, net = payload["card"], payload["network"]
     if lattice is None:
         sizes = (card.get("training_data") or {}).get("lattice_sizes") or []
@@ -356,14 +368,15 @@ def load_model(name_or_path: str, lattice=None) -> SiteEnergyModel | MPNNModel:
 
 
 def load_card(name_or_path: str) -> dict:
-    """The card of a shipped model (by name) or a model file: conservative or generalized (driven)."""
+    """The card of a shipped model (by name) or a model file of any registered format (:data:`FORMATS`)."""
     path = resolve_model_path(name_or_path)
     payload = torch_load_safely(str(path))
-    if isinstance(payload, dict) and payload.get("format") == GENERALIZED_FORMAT:
-        from .generalized import validate_generalized_card
-        card = dict(validate_generalized_card(payload.get("card"), f"the card in {str(path)!r}"))
-    else:
-        card = dict(check_payload(payload, str(path))["card"])
+    fmt = FORMATS.get(payload.get("format")) if isinstance(payload, dict) else None
+    card = dict(fmt.card(payload, str(path)) if fmt is not None else check_payload(payload, str(path))["card"])
     card.setdefault("name", path.stem)
     card["path"] = str(path)
     return card
+
+
+register_format(FORMAT, ModelFormat("conservative (Behler–Parrinello or message-passing)", "nearsight.ml.load_model",
+                                    lambda payload, where: check_payload(payload, where)["card"]))

@@ -17,17 +17,17 @@ A model without the mu input runs only in its card's ensemble (another ``mu`` / 
 """
 from __future__ import annotations
 
-import torch
-
-from ..electrons.base import FieldProvider, FieldResult
-from ..errors import NearsightError
-from ..lattice import Lattice
-from ..runtime import keep_freed_memory
 import copy
 import math
 
+import torch
+
+from ..errors import NearsightError
+from ..fields import FieldProvider, FieldResult
+from ..lattice import Lattice
+from ..runtime import keep_freed_memory
 from .canonical import COUNT_TOL, MuModel, evaluate_canonical, evaluate_grand
-from .cards import check_physics, is_mu_card, load_model, physics_of
+from .cards import check_physics, load_model, physics_of
 from .mpnn import MPNNModel
 from .network import SiteEnergyModel, energy_and_fields, energy_and_fields_by_sites
 
@@ -74,7 +74,7 @@ class MLProvider(FieldProvider):
     # ------------------------------------------------------------------------------------------- ensembles
     def _refuse_other_ensemble(self, mu, filling) -> None:
         if mu is not None or filling is not None:
-            check_physics(self.card, {"mu": mu, "filling": filling}, source="MLProvider")
+            check_physics(self.card, {"mu": mu, "filling": filling}, source="the mu / filling given to MLProvider")
 
     def _set_ensemble(self, mu, filling) -> None:
         card, name = self.card, self.card.get("name", "the model")
@@ -83,8 +83,8 @@ class MLProvider(FieldProvider):
         if mu is None and filling is None:
             mu, filling = card.get("mu"), card.get("filling")
             if mu is None and filling is None:
-                raise NearsightError(f"{name} is mu-conditioned and its card names no default ensemble: give --mu MU "
-                                     f"(grand canonical) or --filling N (canonical)")
+                raise NearsightError(f"{name} is mu-conditioned and its card names no default ensemble: give mu "
+                                     f"(grand canonical) or filling (canonical)")
         lo, hi = self.model.window
         if not 0 < self.mu_tol < 1e-3:
             raise NearsightError(f"mu_tol must lie in (0, 1e-3) (relative tolerance of the count), got {self.mu_tol!r}")
@@ -121,10 +121,6 @@ class MLProvider(FieldProvider):
         if G == 0 or g.numel() != G:
             raise NearsightError(f"globals must hold {G} number(s) for this model, got {g.numel()}")
         return g
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
 
     @property
     def cutoff(self) -> float:
@@ -198,18 +194,3 @@ class MLProvider(FieldProvider):
                 "model_path": self.card.get("path"), "model_family": getattr(self.model, "family", "bp"),
                 "cutoff": self.cutoff, "model_dtype": self.card.get("dtype")}
 
-
-def provider_from_cli(cfg: dict, lattice: Lattice, model=None) -> MLProvider:
-    """The ML provider from CLI/config keys: ``model`` (name or path), ``device``, and physics keys
-    (``J, t, t2, kT, mu, filling, B``) that, where not None, must match the card. ``model`` (an SDModel built
-    from the same keys with defaults filled in) is not used: only parameters the user actually gave are checked.
-    """
-    name = cfg.get("model")
-    if not name:
-        raise NearsightError("--solver ml needs --model NAME_OR_PATH (a shipped model listed by "
-                             "'nearsight models', or a .pt file made by 'nearsight train')")
-    net = load_model(name, lattice)
-    check_physics(net.card, cfg)
-    if is_mu_card(net.card):
-        return MLProvider(net, lattice, device=cfg.get("device"), mu=cfg.get("mu"), filling=cfg.get("filling"))
-    return MLProvider(net, lattice, device=cfg.get("device"))

@@ -8,6 +8,7 @@
 * :mod:`.cache`    — BP descriptor (feature + spin-Jacobian) cache
 * :mod:`.train`    — :func:`train` (config keys documented there), checkpoints, metrics.csv
 * :mod:`.curves`   — learning curves: held-out error against the number of training trajectories
+* :mod:`.driven`   — :func:`~.driven.fit_generalized`, the fitting loop of the driven models, nearsight.ml.driven
 """
 from .data import FrameSet, TrainingData, load_training_data
 from .train import DEFAULTS, check_config, load_config, train

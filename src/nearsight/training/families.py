@@ -46,7 +46,7 @@ def _wrap(model, mu_input):
 def _energy_and_field_scale(data, mu_input: dict | None = None) -> tuple[float, float]:
     """Mean energy per site (less the linear mu baseline of a mu-conditioned model) and RMS transverse field of the
     training labels."""
-    from ..electrons.base import transverse
+    from ..fields import transverse
     if mu_input is None:
         e = torch.cat([fs.energy / fs.lattice.N for fs in data.train])
     else:

@@ -29,12 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from ..electrons.base import transverse
-
-
-def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
-    """``|h_perp_pred - h_perp_ref|^2`` per site ``[B, N]`` (transverse is linear in the field)."""
-    return transverse(h_pred - h_ref, spins).pow(2).sum(-1)
+from ..fields import transverse, transverse_sq_error
 
 
 def transverse_norm_sq(h: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:

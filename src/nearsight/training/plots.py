@@ -37,7 +37,7 @@ def plot_parity(kept: list, path: Path, held: dict, max_points: int = 20000) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..electrons.base import transverse
+    from ..fields import transverse
     ref = torch.cat([transverse(h_ref, s).reshape(-1) for s, h_ref, _, _ in kept]).numpy()
     pred = torch.cat([transverse(h, s).reshape(-1) for s, _, h, _ in kept]).numpy()
     if len(ref) > max_points:

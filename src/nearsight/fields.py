@@ -1,8 +1,10 @@
 """The one seam of the architecture: a field provider maps spins to an energy and local fields.
 
-Every provider (exact diagonalization, KPM, NEGF, the trained network) implements :meth:`FieldProvider._compute`
-on a validated float64 batch ``[B, N, 3]`` and returns a :class:`FieldResult`. The integrator, the data
-generator, the locality analysis and the benchmarks only ever call :meth:`FieldProvider.compute`.
+Every provider (exact diagonalization, KPM, NEGF, the classical terms, the trained networks) implements
+:meth:`FieldProvider._compute` on a validated float64 batch ``[B, N, 3]`` and returns a :class:`FieldResult`. The
+integrators, the data generator, training, the locality analysis and the benchmarks only ever call
+:meth:`FieldProvider.compute`, and import this module, never a particular solver. The field-error measure of the
+package (:func:`transverse_rms_ratio`, :func:`transverse_sq_error`) lives here beside it.
 """
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import NearsightError, as_spins
-from ..lattice import Lattice
+from .errors import NearsightError, as_spins
+from .lattice import Lattice
 
 
 @dataclass
@@ -36,18 +38,25 @@ class FieldProvider(abc.ABC):
     name: str = "provider"
     #: True when fields are exactly -dE/dS (conservative); False for driven (NEGF) providers
     conservative: bool = True
+    #: where the provider computes; a subclass that takes ``device=`` sets ``self._device``
+    _device: torch.device = torch.device("cpu")
 
     def compute(self, spins) -> FieldResult:
         """Energy and fields for spins of shape ``[N, 3]`` or ``[B, N, 3]`` (validated: finite unit vectors)."""
-        s, batched = as_spins(spins, self.lattice.N, device=self.device)
+        s, batched = self.spins_batch(spins)
         res = self._compute(s)
         return res if batched else res.unbatch()
 
     __call__ = compute
 
+    def spins_batch(self, spins) -> tuple[torch.Tensor, bool]:
+        """``spins`` (``[N, 3]`` or ``[B, N, 3]``, any array) validated for this provider's sites as a float64
+        ``[B, N, 3]`` tensor on its device, and whether they came batched: the one check of every entry point."""
+        return as_spins(spins, self.lattice.N, device=self.device)
+
     @property
     def device(self) -> torch.device:
-        return torch.device("cpu")
+        return self._device
 
     @abc.abstractmethod
     def _compute(self, spins: torch.Tensor) -> FieldResult:
@@ -61,6 +70,11 @@ class FieldProvider(abc.ABC):
 def transverse(fields: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
     """Part of ``h_i`` perpendicular to ``S_i`` (the part that moves the spin)."""
     return fields - (fields * spins).sum(-1, keepdim=True) * spins
+
+
+def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
+    """``|h_perp_pred - h_perp_ref|^2`` per site ``[B, N]`` (transverse is linear in the field)."""
+    return transverse(h_pred - h_ref, spins).pow(2).sum(-1)
 
 
 def transverse_rms_ratio(fields, reference, spins) -> float:

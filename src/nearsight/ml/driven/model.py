@@ -18,8 +18,8 @@ does not move the spin). In the LLG equation ``dS/dt = -S x h`` the two parts ac
 every ``i``: with all other spins fixed, ``dV + i dW`` is (anti)holomorphic in ``S_i`` on the Riemann sphere, hence
 constant, so ``V`` and ``W`` are unique up to additive constants — for any smooth ``V``, ``W``, including the
 degenerate case where one of them is zero. Only the constants are undetermined: the energy this model returns is
-``V`` with an arbitrary offset (``fit_generalized`` trains on fields only; the offset is 0 at initialization).
-Not every transverse field is of this form, and on finite data the split is only as sharp as the data constrain it.
+``V`` with an arbitrary offset (``nearsight.training.driven.fit_generalized`` trains on fields only; the offset is 0
+at initialization). Not every transverse field is of this form, and on finite data the split is only as sharp as the data constrain it.
 
 **Why a spin-transfer part (``spin_transfer=True``).** With ``V`` and ``W`` invariant under global spin rotations
 and under translations, neither part can move a rigid 180° domain wall: the LLG velocity of each part (precession
@@ -55,9 +55,9 @@ neighbour rotate towards the local spin:
   ``S_j . S_{j+x}`` and ``S_j . S_{j+y}`` in the columns up to ``K`` away along ``x`` (zero beyond a lead). In a
   double-exchange metal the alignment of a bond sets its conductance, and the current through a noisy texture —
   hence the spin-transfer torque on a site — depends on the texture further along the strip than the descriptor
-  cutoff (measured on the domain-wall strip: the label floor of noisy walls at bias 1-1.6 is 5-6% at radius 2-4,
-  ``examples/domain_wall.py floor``). Column means keep every symmetry (``y`` translation and mirror, O(3); the
-  list reverses under the ``x`` mirror) and make the site terms see ``K`` columns: :attr:`cutoff` is
+  cutoff (measured on the domain-wall strip: the label floor of noisy walls at bias 1-1.6 is 5-6% at radius 2-4
+  for a slab of half-width R along x; ``examples/domain_wall.py floor`` now uses the library's disk of radius R).
+  Column means keep every symmetry (``y`` translation and mirror, O(3); the list reverses under the ``x`` mirror) and make the site terms see ``K`` columns: :attr:`cutoff` is
   ``max(descriptor cutoff, K)``;
 * ``polar`` (default on): two current-direction features, ``S_i . (S_{i+x} - S_{i-x})`` and
   ``S_i . (S_{i+x+y} + S_{i+x-y} - S_{i-x+y} - S_{i-x-y})``. The descriptor is invariant under the site point
@@ -71,7 +71,7 @@ symmetry of the two-terminal s-d strip with identical leads (``mu_L,R = mu +- V/
 spatial mirror does not act on spins), and the model then has it exactly.
 
 **Open boundary.** The :class:`~nearsight.descriptors.Descriptor` needs a periodic :class:`Lattice`. A
-:class:`~nearsight.electrons.negf.Strip` ``(Lx, Ly)`` is embedded in the periodic square lattice
+:class:`~nearsight.lattice.Strip` ``(Lx, Ly)`` is embedded in the periodic square lattice
 ``(Lx + 2 pad) x Ly``, ``pad = ceil(receptive radius)``, whose padding columns hold **zero vectors**: the NEGF leads
 carry no local spins, and a zero spin contributes nothing to any bond or chirality, so a site near a lead sees
 "no spin" there (not a copy of the edge, not a fixed direction — a fixed direction would break spin-rotation
@@ -87,43 +87,24 @@ terms (and cannot drive a rigid wall, above). Measure the held-out
 error on NEGF labels before trusting it. (2) The descriptor is O(3) invariant, ``S -> -S`` included, so the
 conservative part is odd and the nonconservative part even under global spin inversion (the spin-transfer part
 has one term of each parity); a biased steady state is not time-reversal symmetric and its field may contain other
-parts of the other parity (SO(3) pseudoscalar, chirality-odd terms), which are not represented. (3) Square lattice only (the NEGF strip is square); the strip width ``Ly`` must
-hold the descriptor cutoff (narrow strips, where the periodic images along ``y`` are physical, are not supported).
+parts of the other parity (SO(3) pseudoscalar, chirality-odd terms), which are not represented. (3) Square lattice
+only (the NEGF strip is square); the strip width ``Ly`` must hold the descriptor cutoff (narrow strips, where the periodic images along ``y`` are physical, are not supported).
 (4) Biases outside the trained range are extrapolation.
 """
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .. import __version__
-from ..descriptors import Descriptor, build_descriptor
-from ..electrons.base import FieldProvider, FieldResult, transverse, transverse_rms_ratio
-from ..electrons.negf import Strip
-from ..errors import NearsightError
-from ..io import atomic_path
-from ..lattice import Lattice
-from .cards import FORMAT as BP_FORMAT
-from .cards import GENERALIZED_FORMAT
-from .cards import resolve_model_path, torch_load_safely, validate_card
-from .network import SiteMLP, dtype_from_name, dtype_name
+from ...descriptors import Descriptor, build_descriptor
+from ...errors import NearsightError
+from ...fields import transverse
+from ...lattice import Lattice, Strip
+from ..network import SiteMLP, dtype_name
 
-def transverse_sq_error(h_pred: torch.Tensor, h_ref: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
-    """``|h_perp_pred - h_perp_ref|^2`` per site, as :func:`nearsight.training.loss.transverse_sq_error` (not
-    imported from there: ``training`` sits below ``ml`` in the package's import order)."""
-    return transverse(h_pred - h_ref, spins).pow(2).sum(-1)
-
-
-__all__ = ["GeneralizedPotentialModel", "GeneralizedMLProvider", "fit_generalized", "save_generalized",
-           "load_generalized", "generalized_card"]
-
-FORMAT, VERSION, KIND = GENERALIZED_FORMAT, 1, "generalized"
-REQUIRED_CARD_KEYS = ("kind", "geometry", "t", "J", "kT", "training_data")
 N_POLAR = 2
 
 #: Spin-transfer stencils: name -> (neighbour offsets (dx, dy, weight), sign of the coefficient under the mirror).
@@ -138,13 +119,13 @@ TRANSFER_STENCILS = {
 }
 
 
-def _head_tags(stencils) -> tuple[str, ...]:
+def head_tags_of(stencils) -> tuple[str, ...]:
     """File tags of the site networks: ``v``, ``w``, then ``a``, ``b`` for ``dx`` (as in files written before there
     were other stencils) and ``a_<name>``, ``b_<name>`` for the others."""
     return ("v", "w") + tuple(t for n in stencils for t in (("a", "b") if n == "dx" else (f"a_{n}", f"b_{n}")))
 
 
-def _parse_stencils(spin_transfer) -> tuple[str, ...]:
+def parse_stencils(spin_transfer) -> tuple[str, ...]:
     """``False``/``None`` -> (); ``True`` -> ("dx",); a name or a list of names -> that tuple (checked)."""
     if spin_transfer is None or spin_transfer is False or (isinstance(spin_transfer, (tuple, list))
                                                            and len(spin_transfer) == 0):
@@ -215,7 +196,7 @@ class GeneralizedPotentialModel(nn.Module):
         if any(not math.isfinite(s) or s <= 0 for s in self.lead_scales):
             raise NearsightError(f"lead_scales must be positive finite lengths, got {list(lead_scales)!r}")
         self.polar, self.mirror_symmetric = bool(polar), bool(mirror_symmetric)
-        self.transfer_stencils = _parse_stencils(spin_transfer)
+        self.transfer_stencils = parse_stencils(spin_transfer)
         self.spin_transfer = bool(self.transfer_stencils)
         self.descriptor, self.pad, self.padded = self._build_descriptor(dict(descriptor or {}))
         if not (isinstance(column_range, (int, np.integer)) and 0 <= int(column_range) < 64):
@@ -297,8 +278,8 @@ class GeneralizedPotentialModel(nn.Module):
 
     @property
     def head_tags(self) -> tuple[str, ...]:
-        """File tags of :attr:`heads` (:func:`_head_tags`)."""
-        return _head_tags(self.transfer_stencils)
+        """File tags of :attr:`heads` (:func:`head_tags_of`)."""
+        return head_tags_of(self.transfer_stencils)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -505,193 +486,3 @@ class GeneralizedPotentialModel(nn.Module):
         return (f"{g['type']} {g['Lx']}x{g['Ly']} (pad {self.pad}), cutoff={self.cutoff:g}, "
                 f"lead_scales={list(self.lead_scales)}, polar={self.polar}, mirror_symmetric={self.mirror_symmetric}, "
                 f"spin_transfer={list(self.transfer_stencils)}")
-
-
-# ------------------------------------------------------------------------------------------------- training
-def fit_generalized(model: GeneralizedPotentialModel, spins, fields, bias, *, epochs: int = 100, lr: float = 3e-3,
-                    batch_size: int = 16, seed: int = 0, lr_min_factor: float = 0.05, weight_decay: float = 0.0,
-                    normalize: bool = True, progress: bool | None = None) -> dict:
-    """Fit ``model`` to field labels with Adam on the transverse-field MSE (``training.loss``), cosine lr decay.
-
-    ``spins``, ``fields``: ``[M, N, 3]`` (only the part of ``fields`` transverse to the spins is used); ``bias``: a
-    number or ``[M]``. ``normalize`` first standardizes the inputs on these configurations and sets the output
-    scale to the RMS transverse label. Returns ``{"loss": [per epoch], "transverse_rms_ratio": final}`` (on the
-    training set; the caller holds data out).
-    """
-    S = torch.as_tensor(np.asarray(spins) if not isinstance(spins, torch.Tensor) else spins)
-    H = torch.as_tensor(np.asarray(fields) if not isinstance(fields, torch.Tensor) else fields)
-    S, H = S.to(model.dtype), H.to(model.dtype)
-    if S.dim() != 3 or H.shape != S.shape:
-        raise NearsightError(f"spins and fields must both be [M, N, 3] arrays of the same shape, got "
-                             f"{tuple(S.shape)} and {tuple(H.shape)}")
-    _, b, _ = model._check(S, bias)
-    if not (isinstance(epochs, int) and epochs >= 0 and isinstance(batch_size, int) and batch_size >= 1):
-        raise NearsightError(f"epochs must be an integer >= 0 and batch_size >= 1, got {epochs!r}, {batch_size!r}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise NearsightError(f"lr must be a positive number, got {lr!r}")
-    ref = float(transverse(H, S).pow(2).sum(-1).mean()) ** 0.5
-    if normalize:
-        model.set_normalization(S, b, scale=ref if ref > 0 else 1.0)
-    gen = torch.Generator().manual_seed(int(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history = []
-    M = S.shape[0]
-    model.train()
-    bar = tqdm(range(epochs), desc="fit generalized", unit="epoch",
-               disable=not (progress if progress is not None else epochs * M >= 20000))
-    for epoch in bar:
-        c = 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
-        for grp in opt.param_groups:
-            grp["lr"] = lr * (lr_min_factor + (1 - lr_min_factor) * c)
-        order, total = torch.randperm(M, generator=gen), 0.0
-        for k in range(0, M, batch_size):
-            idx = order[k:k + batch_size]
-            h = model.fields(S[idx], b[idx], create_graph=True)
-            loss = transverse_sq_error(h, H[idx], S[idx]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / M)
-        bar.set_postfix(loss=f"{history[-1]:.3g}", refresh=False)
-    bar.close()
-    model.eval()
-    pred = torch.cat([model.fields(S[k:k + 64], b[k:k + 64]) for k in range(0, M, 64)])
-    ratio = transverse_rms_ratio(pred, H, S) if ref > 0 else float("nan")
-    return {"loss": history, "transverse_rms_ratio": ratio}
-
-
-# ------------------------------------------------------------------------------------------------ model files
-def generalized_card(model: GeneralizedPotentialModel, **physics) -> dict:
-    """A card for ``model``: ``kind: generalized``, its geometry and settings, and the given physics keys
-    (``t, J, kT, mu`` or ``filling``, ``B``, ``biases`` trained on, ``training_data``, ``name``, ...)."""
-    card = {"kind": KIND, "geometry": dict(model.geometry_info), "cutoff": model.cutoff,
-            "n_features": int(model.descriptor.n_features), "inputs": model.settings(),
-            "dtype": dtype_name(model.dtype), "nearsight_version": __version__}
-    card.update(physics)
-    card.setdefault("training_data", {})
-    return card
-
-
-def validate_generalized_card(card, where: str = "model card") -> dict:
-    if isinstance(card, dict) and card.get("kind") != KIND:
-        raise NearsightError(f"{where} has kind {card.get('kind')!r}, not {KIND!r}: it is not a generalized-potential "
-                             f"(driven-field) model; conservative Behler–Parrinello models load with "
-                             f"nearsight.ml.load_model")
-    return validate_card(card, where, required=REQUIRED_CARD_KEYS,
-                         advice="give the physics of the labels (generalized_card(model, t=..., J=..., kT=..., mu=...))")
-
-
-def save_generalized(path: str, model: GeneralizedPotentialModel, card: dict) -> str:
-    """Write the model file atomically; ``card`` must be a generalized card (:func:`generalized_card`)."""
-    validate_generalized_card(card)
-    payload = {"format": FORMAT, "version": VERSION, "card": card, "descriptor": model.descriptor.config(),
-               "settings": model.settings(),
-               "state_dict": {f"{tag}.{k}": t.detach().cpu().clone()
-                              for tag, head in zip(model.head_tags, model.heads)
-                              for k, t in head.state_dict().items()}}
-    with atomic_path(str(path)) as tmp:
-        torch.save(payload, tmp)
-    return str(path)
-
-
-def load_generalized(name_or_path: str, geometry=None) -> GeneralizedPotentialModel:
-    """Load a generalized-potential model on ``geometry`` (default: the card's). Bad files raise NearsightError."""
-    path = str(resolve_model_path(name_or_path))
-    payload = torch_load_safely(path)
-    fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt == BP_FORMAT:
-        raise NearsightError(f"{path!r} is a conservative Behler–Parrinello model (card kind "
-                             f"{(payload.get('card') or {}).get('kind', 'bp')!r}), not a {KIND!r} model; load it "
-                             f"with nearsight.ml.load_model")
-    if fmt != FORMAT:
-        raise NearsightError(f"{path!r} is not a nearsight generalized-potential model file (format {fmt!r})")
-    if payload.get("version") != VERSION:
-        raise NearsightError(f"model file {path!r} has version {payload.get('version')!r}; this nearsight reads "
-                             f"{VERSION} — retrain it")
-    card = validate_generalized_card(payload.get("card"), f"the card in {path!r}")
-    st = payload.get("settings") or {}
-    dtype = dtype_from_name(st.get("dtype", "float32"))
-    try:
-        stencils = _parse_stencils(st.get("transfer_stencils") or bool(st.get("spin_transfer", False)))
-        heads = []
-        for tag in _head_tags(stencils):
-            h = SiteMLP(int(st["n_features"]), st["hidden"], st["activation"]).to(dtype)   # dtype first: no rounding
-            h.load_state_dict({k[len(tag) + 1:]: t for k, t in payload["state_dict"].items()
-                               if k.startswith(tag + ".")})
-            heads.append(h)
-        geometry = geometry_from_info(card["geometry"]) if geometry is None else geometry
-        model = GeneralizedPotentialModel(geometry, payload["descriptor"], lead_scales=st["lead_scales"],
-                                          polar=st["polar"], mirror_symmetric=st["mirror_symmetric"],
-                                          column_range=int(st.get("column_range", 0)),
-                                          spin_transfer=stencils, heads=tuple(heads),
-                                          card=card)
-    except NearsightError as exc:
-        raise NearsightError(f"model {path!r}: {exc}") from None
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise NearsightError(f"model file {path!r} is incompatible ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200]}); retrain it") from None
-    model = model.to(dtype=dtype)
-    model.requires_grad_(False)
-    model.card.setdefault("name", os.path.splitext(os.path.basename(path))[0])
-    model.card["path"] = path
-    return model.eval()
-
-
-# -------------------------------------------------------------------------------------------------- provider
-class GeneralizedMLProvider(FieldProvider):
-    """A :class:`GeneralizedPotentialModel` at a fixed ``bias`` on the field-provider interface.
-
-    ``fields`` = ``P(-dV/dS) + S x (-dW/dS)`` (transverse only); ``energy`` = ``V``, the conservative potential
-    (up to an arbitrary constant; it is *not* a potential of the returned fields — hence ``conservative = False``);
-    extras: ``nonconservative_potential`` ``W`` and the two field parts ``conservative_fields``,
-    ``nonconservative_fields``. ``geometry`` (default: the model's) is a Strip or a periodic square Lattice.
-    """
-
-    name = "ml-generalized"
-    conservative = False
-
-    def __init__(self, model: GeneralizedPotentialModel | str, geometry=None, *, bias=None, device: str | None = None,
-                 chunk: int = 64):
-        if isinstance(model, str):
-            model = load_generalized(model, geometry)
-        if not isinstance(model, GeneralizedPotentialModel):
-            raise NearsightError(f"model must be a GeneralizedPotentialModel or a model file, got "
-                                 f"{type(model).__name__}")
-        if bias is None:
-            raise NearsightError("GeneralizedMLProvider needs bias=V (a number; 0 for equilibrium): the driven "
-                                 "fields depend on it")
-        try:
-            self.bias = float(bias)
-        except (TypeError, ValueError):
-            raise NearsightError(f"bias must be a number, got {bias!r}") from None
-        if not math.isfinite(self.bias):
-            raise NearsightError(f"bias must be finite, got {bias!r}")
-        self._device = torch.device(device or "cpu")
-        self.model = model.on_geometry(geometry if geometry is not None else model.geometry).to(self._device)
-        self.model.requires_grad_(False)
-        self.lattice = self.model.geometry
-        self.card = self.model.card
-        self.chunk = max(1, int(chunk))
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def field_radius(self) -> float:
-        return 2.0 * self.model.cutoff
-
-    def _compute(self, spins: torch.Tensor) -> FieldResult:
-        outs = [self.model.evaluate(part, self.bias) for part in torch.split(spins, self.chunk)]
-        cat = {k: torch.cat([o[k] for o in outs]).to(torch.float64) for k in outs[0]}
-        return FieldResult(cat["V"], cat["h_conservative"] + cat["h_nonconservative"],
-                           {"nonconservative_potential": cat["W"], "conservative_fields": cat["h_conservative"],
-                            "nonconservative_fields": cat["h_nonconservative"]})
-
-    def describe(self) -> dict:
-        g = self.model.geometry_info
-        d = {"provider": self.name, "lattice": g["type"], "L1": g["Lx"], "L2": g["Ly"], "bias": self.bias,
-             "model": self.card.get("name"), "model_path": self.card.get("path"), "cutoff": self.model.cutoff}
-        d.update({k: self.card[k] for k in ("t", "J", "kT", "mu", "filling") if self.card.get(k) is not None})
-        return d
