@@ -87,6 +87,7 @@ from .data import TrainingData, batches, load_training_data
 from .families import FAMILIES, build_family
 from ..ml.canonical import energy_fields_count
 from .loss import Accumulator, count_loss, density_loss, frame_loss, ramp
+from .checkpoint import load_checkpoint, save_checkpoint
 from .parallel import DataParallel
 from .metrics import KINDS, SPLIT_TIME, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
@@ -206,34 +207,6 @@ def lambda_at(c: dict, epoch: int) -> float:
     return ramp(epoch, c["lambda_start"], c["lambda_end"], int(n))
 
 
-# --------------------------------------------------------------------------------------------- checkpoint
-def _save_checkpoint(out: Path, state: dict) -> None:
-    with atomic_path(str(out / CHECKPOINT)) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(out: Path, c: dict) -> dict | None:
-    path = out / CHECKPOINT
-    if not path.exists() or not c["resume"]:
-        return None
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
-        raise NearsightError(f"checkpoint {str(path)!r} is corrupt ({type(exc).__name__}); delete it to start "
-                             f"over, or set resume: false") from None
-    need = {"epoch", "learn", "ema", "optimizer", "plateau", "early_stopping", "config", "history", "val_ids"}
-    if not isinstance(ck, dict) or not need <= set(ck):
-        raise NearsightError(f"checkpoint {str(path)!r} is incomplete or from another program or version; delete "
-                             f"it or set resume: false")
-    old = {k: v for k, v in ck["config"].items() if k not in RESUMABLE}
-    new = {k: v for k, v in c.items() if k not in RESUMABLE}
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if diff:
-        raise NearsightError(f"checkpoint {str(path)!r} was made with different settings ({', '.join(diff)}); "
-                             f"use another out directory, restore the settings, or set resume: false")
-    return ck
-
-
 def _write_metrics(out: Path, history: list) -> None:
     with atomic_path(str(out / "metrics.csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
@@ -296,7 +269,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     out = Path(c["out"])
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
-    ck = _load_checkpoint(out, c)
+    ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE)
     mu_model = fam.mu_input is not None
     use_cache = False if mu_model or par.active else dcache.resolve(c, fam, data, dtype)
     par.check(mu_model, use_cache)
@@ -421,7 +394,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                 if stopped:
                     break
                 continue
-            _save_checkpoint(out, {"epoch": epoch + 1, "learn": learn.state_dict(),
+            save_checkpoint(out / CHECKPOINT, {"epoch": epoch + 1, "learn": learn.state_dict(),
                                    "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
                                    "plateau": None if plateau is None else plateau.state_dict(),
                                    "early_stopping": es.state_dict(), "stopped": stopped, "config": c,

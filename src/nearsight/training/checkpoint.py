@@ -1,0 +1,39 @@
+"""The training checkpoint: one atomic file holding everything a resumed run needs (weights, EMA, optimizer,
+plateau scheduler, early stopping, history), refused with a one-line error when unusable or made otherwise."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import NearsightError
+from ..io import atomic_path
+
+NEEDED = {"epoch", "learn", "ema", "optimizer", "plateau", "early_stopping", "config", "history", "val_ids"}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(str(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, c: dict, resumable=()) -> dict | None:
+    """The checkpoint at ``path`` if ``c['resume']`` and it exists; its config must equal ``c`` except for the
+    keys in ``resumable`` (epochs, output, device, ...)."""
+    if not path.exists() or not c["resume"]:
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
+        raise NearsightError(f"checkpoint {str(path)!r} is corrupt ({type(exc).__name__}); delete it to start "
+                             f"over, or set resume: false") from None
+    if not isinstance(ck, dict) or not NEEDED <= set(ck):
+        raise NearsightError(f"checkpoint {str(path)!r} is incomplete or from another program or version; delete "
+                             f"it or set resume: false")
+    old = {k: v for k, v in ck["config"].items() if k not in resumable}
+    new = {k: v for k, v in c.items() if k not in resumable}
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise NearsightError(f"checkpoint {str(path)!r} was made with different settings ({', '.join(diff)}); "
+                             f"use another out directory, restore the settings, or set resume: false")
+    return ck
