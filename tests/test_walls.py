@@ -15,7 +15,7 @@ from nearsight.electrons import AnisotropyProvider, HeisenbergProvider, NEGFProv
 from nearsight.hamiltonian import SDModel
 from nearsight.io import read_dataset, write_dataset
 from nearsight.states import domain_wall
-from provider_checks import tangent_fd_error
+from nearsight.testing import tangent_fd_error
 
 
 def test_anisotropy_and_sum_are_gradients_and_add(rng):
