@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..dynamics.generate import generate_dataset, relabel_dataset
+from ..dynamics.integrators import SCHEMES
 from ..errors import NearsightError
 from .common import (DeprecatedAlias, add_physics_args, add_solver_args, build_provider, check_run_numbers,
                      load_config, merged, output_path, physics_from, schema, show_defaults)
@@ -35,7 +36,7 @@ def add_parser(sub):
     g.add_argument("--skip", type=int, default=None, help="discard frames before this step")
     g.add_argument("--dt", type=float, default=None)
     g.add_argument("--alpha", type=float, default=None)
-    g.add_argument("--scheme", choices=("heun", "sib", "midpoint"), default=None)
+    g.add_argument("--scheme", choices=tuple(SCHEMES), default=None)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--initial", default=None)
     g.add_argument("--noise", type=float, default=None)
