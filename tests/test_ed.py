@@ -55,7 +55,7 @@ def test_ferromagnet_matches_band_sum():
 
 @pytest.mark.parametrize("J", [1.0, 2.0])
 def test_tetrahedral_ground_state_at_quarter_filling(J):
-    """Triangular n=1/4: tetrahedral < stripe < 120 deg < FM (12x12, kT=0). design.md quotes at J=2:
+    """Triangular n=1/4: tetrahedral < stripe < 120 deg < FM (12x12, kT=0). docs/nearsightedness.md §4 quotes at J=2:
     -2.2517, -2.2298, -2.1857, -2.1299 per site, which this code reproduces to 1e-4."""
     lat = Lattice("triangular", 12, 12)
     ed = EDProvider(lat, SDModel(J=J, filling=0.25))

@@ -1,7 +1,7 @@
 """Physics tests of the kernel-polynomial (KPM) field provider.
 
 Reference values come from the verified ED provider on the same configurations. Systems are those of the
-project (design.md): triangular ``J = 2, n = 1/4`` and square ``J = 6, n = 0.485``, in both ensembles; fixed-mu
+project (docs/nearsightedness.md): triangular ``J = 2, n = 1/4``, square ``J = 6, n = 0.485``, both ensembles; fixed-mu
 runs use ``mu`` near the canonical values of these fillings (triangular -2.3, square -3.7).
 """
 from __future__ import annotations
