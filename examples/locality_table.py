@@ -1,10 +1,10 @@
-"""Nearsightedness of the exact (ED) transverse field for the systems of design.md §1.
+"""Nearsightedness of the exact (ED) transverse field for the systems of docs/nearsightedness.md §2.
 
     python examples/locality_table.py [--size 16] [--draws 3] [--radii 2,3,4,6] [--plot out/locality.png]
 
 For each row: configurations of the stated kind, the far region (beyond R from a site) replaced by the same
 region of an independent configuration, RMS change of the site's transverse field / RMS transverse field.
-design.md (24x24, an independent code) finds: square J=6 n=0.485 random spins non-local in canonical kT=0
+docs/nearsightedness.md (24x24, independent code) finds: square J=6 n=0.485 random spins non-local in canonical kT=0
 labels (20-60%), more local at kT=0.01 and fixed mu; Néel + noise and triangular 120° + noise local (< ~1-6%);
 triangular n=1/4 random spins with a ~10% floor (RKKY tails), tetrahedral + noise more local.
 """

@@ -4,7 +4,7 @@ the three M points against time, and saves plots.
 
     python examples/tetrahedral_quench_ed.py --steps 4000 --replicas 2 --out out/tetra_ed
 
-Settings follow design.md §1 (alpha = 0.5, dt = 0.05, bath kT = 0.005; electronic labels canonical at kT = 0.01).
+Settings of docs/nearsightedness.md §4 (alpha = 0.5, dt = 0.05, bath kT = 0.005; labels canonical at kT = 0.01).
 An independent code reaches mean chirality about -0.5 of the perfect -+0.770 within 3000-4000 steps.
 """
 import argparse

@@ -44,7 +44,7 @@ def test_locality_exact_for_nearest_neighbour_model():
 
 
 def test_locality_trend_ed():
-    """design.md §1: triangular n=1/2 J=3 120 deg + noise, fixed filling kT=0.01, is local (<= 1.2% at R=3);
+    """docs/nearsightedness.md: triangular n=1/2 J=3 120 deg + noise, fixed filling kT=0.01, is local (<= 1.2% at R=3);
     measured here at 12x12: 0.2% at R=3, decaying with R."""
     lat = Lattice("triangular", 12, 12)
     ed = EDProvider(lat, SDModel(J=3.0, filling=0.5, kT=0.01))

@@ -61,7 +61,7 @@ def test_count_is_minus_dOmega_dmu(kind, rng):
 @pytest.mark.parametrize("kT", [0.0, 0.05])
 def test_canonical_field_is_fixed_mu_field_at_mu_star(kT, rng):
     """ED canonical at filling n gives mu*; a separate fixed-mu ED at that mu* gives the same fields and site
-    densities, count N_e, and F = Omega(mu*) + mu* N_e (design.md §1). At kT = 0 mu* is mid-gap between the N_e-th
+    densities, count N_e, and F = Omega(mu*) + mu* N_e (conventions.md). At kT = 0 mu* is mid-gap between the N_e-th
     and next level, so the same levels are filled (random spins have no degenerate Fermi level)."""
     lat = Lattice("square", 6, 6)
     can = SDModel(J=6.0, filling=0.444, kT=kT, B=(0.0, 0.0, 0.05))

@@ -6,8 +6,7 @@ import torch
 from nearsight import Lattice, NearsightError, SDModel
 from nearsight.electrons import EDProvider
 from nearsight.states import make_state, random_spins
-
-from conftest import fd_check
+from nearsight.testing import ProviderContract, fd_gradient_error
 
 ENSEMBLES = [dict(mu=0.3, kT=0.0), dict(mu=-0.5, kT=0.1), dict(filling=0.3, kT=0.0), dict(filling=0.3, kT=0.05)]
 
@@ -17,9 +16,9 @@ ENSEMBLES = [dict(mu=0.3, kT=0.0), dict(mu=-0.5, kT=0.1), dict(filling=0.3, kT=0
 def test_fields_are_minus_energy_gradient(kind, ens, rng):
     lat = Lattice(kind, 4, 4)
     ed = EDProvider(lat, SDModel(J=2.0, t2=0.15, B=(0.1, -0.2, 0.3), **ens))
-    # central differences with h=1e-5 on a smooth function: error ~h^2*E''' ~ 1e-9 relative; kT=0 has kinks
-    # only at level crossings at the Fermi level, which random spins avoid with probability 1.
-    assert fd_check(ed, random_spins(lat.N, rng), rng) < 1e-6
+    # central differences along 3-vector displacements (step 5e-7, nearsight.testing.fd_gradient_error): ~1e-9
+    # relative; kT=0 has kinks only at level crossings at the Fermi level, which random spins avoid with probability 1.
+    assert fd_gradient_error(ed, random_spins(lat.N, rng), rng) < 1e-6
 
 
 def test_batched_equals_unbatched(rng):
@@ -56,7 +55,7 @@ def test_ferromagnet_matches_band_sum():
 
 @pytest.mark.parametrize("J", [1.0, 2.0])
 def test_tetrahedral_ground_state_at_quarter_filling(J):
-    """Triangular n=1/4: tetrahedral < stripe < 120 deg < FM (12x12, kT=0). design.md quotes at J=2:
+    """Triangular n=1/4: tetrahedral < stripe < 120 deg < FM (12x12, kT=0). docs/nearsightedness.md §4 quotes at J=2:
     -2.2517, -2.2298, -2.1857, -2.1299 per site, which this code reproduces to 1e-4."""
     lat = Lattice("triangular", 12, 12)
     ed = EDProvider(lat, SDModel(J=J, filling=0.25))
@@ -112,3 +111,24 @@ def test_bad_input_is_clear():
         SDModel(J=1.0, filling=0.5, kT=-0.1)
     with pytest.raises(NearsightError, match="exactly one"):
         SDModel(J=1.0, mu=0.0, filling=0.5)
+
+
+# ------------------------------------------------------------------------------------- the provider contract
+class TestEDContractSquareCanonical(ProviderContract):
+    """4x4 square, canonical n = 0.375 at kT = 0.05 with t2, B = 0. Tolerances: energies ~N*|e| ~ 40 and
+    eigenvalues of a reordered matrix agree to ~1e-14 relative, so exact identities hold to ~1e-12; the chemical
+    potential of the canonical ensemble is solved to its own tolerance, which moves the fields by less than that
+    (default 1e-9 energy, 1e-10 fields kept; measured ~1e-13)."""
+
+    not_applicable = {"locality": "an exact solver: every field depends on every spin (nearsightedness is a decay, "
+                                  "measured by nearsight.analysis.locality, not a cutoff)"}
+
+    def make_provider(self):
+        return EDProvider(Lattice("square", 4, 4), SDModel(J=2.0, t2=0.15, filling=0.375, kT=0.05))
+
+
+class TestEDContractTriangularGrand(TestEDContractSquareCanonical):
+    """4x4 triangular, fixed mu = -1 at kT = 0.1, B = 0 (same tolerances)."""
+
+    def make_provider(self):
+        return EDProvider(Lattice("triangular", 4, 4), SDModel(J=2.0, mu=-1.0, kT=0.1))

@@ -25,7 +25,7 @@ from nearsight.ml import save_model
 from nearsight.ml.driven import (TRANSFER_STENCILS, GeneralizedMLProvider, GeneralizedPotentialModel, generalized_card,
                                  load_generalized, save_generalized)
 from nearsight.training.driven import fit_generalized
-from provider_checks import random_orthogonal
+from nearsight.testing import ProviderContract, random_orthogonal
 
 LX, LY = 6, 5
 GEO = Strip(LX, LY)
@@ -403,3 +403,34 @@ def test_spin_transfer_part_learns_a_zhang_li_torque_that_potentials_cannot():
     print(f"held-out relative RMS error: with spin transfer {errs[True]:.4f}, without {errs[False]:.4f}")
     assert errs[True] < 0.05
     assert errs[False] > 0.40
+
+
+# ------------------------------------------------------------------------------------- the provider contract
+class TestDrivenContractZeroBias(ProviderContract):
+    """The random float64 model (with the dx spin-transfer part) on the 6x5 strip at V = 0, where the
+    nonconservative part vanishes identically and the fields are P(-dV/dS): the energy V is their potential on the
+    sphere ("tangent": the model's fields are transverse only). Tolerances 1e-9 / 1e-10 as the exact-identity tests
+    above; locality to the field radius 2 x cutoff = 4. Without column inputs: with them a site sees whole
+    columns, so its receptive field is a slab |dx| <= 2 x column_range, not a disk
+    (test_column_inputs_reach_column_range_and_no_further)."""
+
+    gradient = "tangent"
+    bias = 0.0
+    transfer = {"spin_transfer": True}
+
+    def make_provider(self):
+        return GeneralizedMLProvider(random_model(**self.transfer), bias=self.bias)
+
+    def make_bias_reversed_provider(self):
+        return GeneralizedMLProvider(random_model(**self.transfer), bias=-self.bias)
+
+
+class TestDrivenContractUnderBias(TestDrivenContractZeroBias):
+    """V = 0.7: the energy V is the potential of the conservative part only (``extras["conservative_fields"]``);
+    the mirror x -> Lx-1-x maps the provider to the one at -V."""
+
+    bias = 0.7
+    gradient_fields = "conservative_fields"
+    not_applicable = {"time_reversal": "under bias the nonconservative part S x (-dW/dS) is even under S -> -S "
+                                       "while the conservative part is odd (test_global_spin_rotation checks each "
+                                       "part): a driven steady state is not time-reversal invariant"}

@@ -1,7 +1,7 @@
 """Physics tests of the kernel-polynomial (KPM) field provider.
 
 Reference values come from the verified ED provider on the same configurations. Systems are those of the
-project (design.md): triangular ``J = 2, n = 1/4`` and square ``J = 6, n = 0.485``, in both ensembles; fixed-mu
+project (docs/nearsightedness.md): triangular ``J = 2, n = 1/4``, square ``J = 6, n = 0.485``, both ensembles; fixed-mu
 runs use ``mu`` near the canonical values of these fillings (triangular -2.3, square -3.7).
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from nearsight.hamiltonian import SDModel, dense_hamiltonian
 from nearsight.lattice import Lattice
 from nearsight.states import make_state
 
-from conftest import fd_check
-from provider_checks import batched_vs_single, random_orthogonal, rotation_deviation
+from nearsight.testing import ProviderContract, batched_vs_single, fd_gradient_error, random_orthogonal, \
+    rotation_deviation
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -302,7 +302,7 @@ def test_shared_provider_checks(rng):
     kpm = KPMProvider(lat, model_for("triangular", "canonical", 0.05), moments=200, probe_distance=2)
     spins = make_state("random", lat, seed=2, batch=2)
     assert batched_vs_single(kpm, spins) < 1e-10
-    assert fd_check(kpm, spins[0], rng) < 1e-6
+    assert fd_gradient_error(kpm, spins[0], rng) < 1e-6
     dE, dh = rotation_deviation(kpm, spins, random_orthogonal(rng))
     assert dE < 1e-10 and dh < 1e-10
 
@@ -349,3 +349,19 @@ def test_bad_input_is_a_clear_error(kwargs, match):
 def test_kernel_none_needs_temperature():
     with pytest.raises(NearsightError, match="kernel"):
         KPMProvider(Lattice("square", 4), model_for("square", "canonical", 0.0), kernel="none")
+
+
+# ------------------------------------------------------------------------------------- the provider contract
+class TestKPMContract(ProviderContract):
+    """4x4 square, canonical n = 0.4 at kT = 0.1, B = 0, 200 moments, with the exact trace
+    (``probe_distance="exact"``: one probe pair per site, deterministic). The stochastic / coloured probes are not
+    used here: a colouring is not invariant under every lattice operation, so their traces differ by the probing
+    error, not by rounding. With the exact trace only the Chebyshev truncation remains, which commutes with every
+    symmetry: identities hold to rounding (defaults 1e-9 energy, 1e-10 fields)."""
+
+    not_applicable = {"locality": "a Chebyshev expansion of order M couples sites up to M hops apart: no cutoff "
+                                  "below the lattice size (its probing error is measured against ED above)"}
+
+    def make_provider(self):
+        return KPMProvider(Lattice("square", 4), SDModel(J=2.0, filling=0.4, kT=0.1), moments=200,
+                           probe_distance="exact")

@@ -11,7 +11,7 @@ def test_nearest_neighbours_and_shells(kind, z):
     nb = lat.neighbors(1.0)
     assert nb.index.shape == (48, z)
     assert np.allclose(nb.distance, 1.0)
-    # design.md: the neighbours of (x,y) on the triangular lattice
+    # docs/conventions.md: the neighbours of (x,y) on the triangular lattice
     if kind == "triangular":
         expect = {(1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1)}
         assert {tuple(o) for o in nb.offsets} == expect

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fd_check
 from nearsight import Lattice, NearsightError, SDModel
 from nearsight.descriptors import Descriptor
 from nearsight.electrons import EDProvider
@@ -25,8 +24,9 @@ from nearsight.ml import cards as cards_mod
 from nearsight.ml.cards import save_model
 from nearsight.providers import build_provider
 from nearsight.states import random_spins
-from provider_checks import (batched_vs_single, locality_change, random_orthogonal, rotation_deviation,
-                             symmetry_deviation, symmetry_permutations, tangent_fd_error, tile)
+from nearsight.testing import (ProviderContract, batched_vs_single, fd_gradient_error, locality_change,
+                               random_orthogonal, rotation_deviation, symmetry_deviation, symmetry_permutations,
+                               tangent_fd_error, tile)
 
 CUTOFF = 2.0          # shells at 1, sqrt2, 2 on the square lattice: fits 5x5 and larger
 KIND = "square"
@@ -79,7 +79,7 @@ def spins6(rng):
 def test_fields_equal_minus_gradient_by_finite_differences(model6, rng):
     prov = MLProvider(model6, model6.lattice)
     s = random_spins(36, rng)
-    assert fd_check(prov, s, rng) < 1e-6          # unconstrained 3-vectors (the meaning of h = -dE/dS)
+    assert fd_gradient_error(prov, s, rng) < 1e-6  # 3-vector displacements (the meaning of h = -dE/dS)
     assert tangent_fd_error(prov, s, rng) < 1e-6  # rotations on the unit sphere (what LLG feels)
 
 
@@ -449,3 +449,20 @@ def test_shipped_model_matches_ed_on_its_noisy_ordered_state(name):
     ref = EDProvider(lat, SDModel.from_dict(card))(s)
     err = float(transverse_rms_ratio(MLProvider(name, lat)(s).fields, ref.fields, s))
     assert err < 0.10, f"{name}: {100 * err:.1f}%"
+
+
+# ------------------------------------------------------------------------------------- the provider contract
+class TestBPContractSquare(ProviderContract):
+    """A random float64 Behler–Parrinello model (cutoff 2) on 10x10: the smallest square lattice with sites
+    beyond the field radius 2 x cutoff = 4 of a site. Tolerances of the module docstring (1e-9 energy, 1e-10
+    fields); finite differences 1e-6."""
+
+    kind = "square"
+
+    def make_provider(self):
+        model = make_model(10, kind=self.kind)
+        return MLProvider(model, model.lattice)
+
+
+class TestBPContractTriangular(TestBPContractSquare):
+    kind = "triangular"

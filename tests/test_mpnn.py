@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fd_check
 from nearsight import Lattice, NearsightError
 from nearsight.ml import MLProvider, MPNNModel, build_mpnn, energy_and_fields, load_model
 from nearsight.ml import cards as cards_mod
@@ -27,8 +26,9 @@ from nearsight.ml.mpnn.geometry import PeriodicGather, neighbour_table
 from nearsight.ml.mpnn.layers import expand_start
 from nearsight.providers import build_provider
 from nearsight.states import random_spins
-from provider_checks import (batched_vs_single, locality_change, permute, random_orthogonal, rotation_deviation,
-                             symmetry_deviation, symmetry_permutations, tangent_fd_error, tile)
+from nearsight.testing import (ProviderContract, batched_vs_single, fd_gradient_error, locality_change, permute,
+                               random_orthogonal, rotation_deviation, symmetry_deviation, symmetry_permutations,
+                               tangent_fd_error, tile)
 
 TINY = {"channels": 2, "product_channels": 2, "layers": 2, "radius": 1.75, "hidden": [8]}
 SIZES = {"square": 6, "triangular": 8}      # the smallest that hold the tiny model's cutoff (2 sqrt2 / 2 sqrt3)
@@ -69,7 +69,7 @@ def spins_for(model, rng, batch=2):
 def test_fields_equal_minus_gradient_by_finite_differences(model, rng):
     prov = MLProvider(model, model.lattice)
     s = spins_for(model, rng, batch=1)[0]
-    assert fd_check(prov, s, rng) < 1e-6          # unconstrained 3-vectors
+    assert fd_gradient_error(prov, s, rng) < 1e-6  # 3-vector displacements
     assert tangent_fd_error(prov, s, rng) < 1e-6  # rotations on the unit sphere
 
 
@@ -375,7 +375,7 @@ def test_global_inputs_hook(rng):
     with torch.no_grad():
         assert float((m(st, globals=g[[1, 0]].detach()) - E.detach()).abs().min()) > 1e-6    # g matters
     prov = MLProvider(m, m.lattice, globals=[0.3])
-    assert fd_check(prov, s[0], rng) < 1e-6
+    assert fd_gradient_error(prov, s[0], rng) < 1e-6
     dE, dh = rotation_deviation(prov, s, random_orthogonal(rng, True))
     assert dE < 1e-9 and dh < 1e-10
     for name, perm in symmetry_permutations(m.lattice).items():
@@ -523,3 +523,20 @@ def test_defaults_and_interface():
         assert build_mpnn(cfg, m.lattice).config() == cfg
         assert m.shape()["n_parameters"] == sum(p.numel() for p in m.parameters())
         assert m.state_dict().keys() == build_mpnn(cfg, Lattice(kind, 16)).state_dict().keys()
+
+
+# ------------------------------------------------------------------------------------- the provider contract
+class TestMPNNContractSquare(ProviderContract):
+    """The tiny random float64 model; 12x12 square (10x10 triangular at radius 1.0): lattices with sites beyond the
+    field radius 2 x cutoff of a site (as in test_locality_to_the_stated_radius). Tolerances of the module
+    docstring (1e-9 energy, 1e-10 fields); finite differences 1e-6."""
+
+    kind, L, radius = "square", 12, 1.75
+
+    def make_provider(self):
+        m = make(self.kind, self.L, radius=self.radius)
+        return MLProvider(m, m.lattice)
+
+
+class TestMPNNContractTriangular(TestMPNNContractSquare):
+    kind, L, radius = "triangular", 10, 1.0

@@ -21,7 +21,7 @@ from nearsight.ml import MLProvider, load_model, save_model
 from nearsight.ml.canonical import COUNT_TOL, MuModel, energy_fields_count, solve_count
 from nearsight.providers import build_provider
 from nearsight.training import train
-from provider_checks import batched_vs_single, random_orthogonal, rotation_deviation, symmetry_deviation, \
+from nearsight.testing import batched_vs_single, permute, random_orthogonal, rotation_deviation, symmetry_deviation, \
     symmetry_permutations, tangent_fd_error
 
 L, WINDOW = 6, (-4.8, -3.45)
@@ -90,7 +90,7 @@ def test_card_records_the_window_and_the_mu_input(models, fam):
 def test_fields_are_minus_gradient(models, fam, mode, frames, rng):
     """Grand canonical: h = -dOmega/dS at fixed mu. Canonical: h = -dF/dS with F(S) = Omega(S, mu*(S)) + mu* N_e,
     mu* re-solved at every displaced configuration (dF/dmu = 0 at mu*, so the solve's tolerance enters at second
-    order). Rotations on the unit sphere, Richardson-extrapolated central differences (provider_checks; measured
+    order). Rotations on the unit sphere, Richardson-extrapolated central differences (nearsight.testing; measured
     1e-9 to 1e-8 here, the truncation of the descriptor's sharp reference floor and rounding ~1e-16 |E| / 1e-4)."""
     prov = MLProvider(models[fam], lattice(), **mode)
     assert tangent_fd_error(prov, frames[0], rng) < 1e-6
@@ -175,7 +175,6 @@ def test_symmetry_with_the_mu_input(models, fam, mode, frames, rng):
         de, dh = symmetry_deviation(prov, S, perm)
         assert de < tol_e and dh < tol_h, name
     if "filling" in mode:
-        from provider_checks import permute
         a = prov(S).extras["mu"]
         b = prov(permute(S, symmetry_permutations(lat)["rotate_C4"]) @ random_orthogonal(rng).T).extras["mu"]
         assert float((a - b).abs().max()) < 1e-8

@@ -17,7 +17,7 @@ from nearsight.hamiltonian import SDModel
 from nearsight.io import read_dataset, write_dataset
 from nearsight.lattice import Strip
 from nearsight.states import domain_wall
-from provider_checks import tangent_fd_error
+from nearsight.testing import tangent_fd_error
 
 
 def test_anisotropy_and_sum_are_gradients_and_add(rng):

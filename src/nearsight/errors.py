@@ -5,6 +5,7 @@ Every message names the offending parameter and says how to fix it; the CLI prin
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -14,11 +15,6 @@ class NearsightError(ValueError):
     """Bad input or an unusable file: the message names the parameter and the fix."""
 
     exit_code = 2
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise NearsightError(message)
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -88,7 +84,6 @@ class NearsightWarning(UserWarning):
 
 
 def warn(message: str) -> None:
-    import warnings
     warnings.warn(message, NearsightWarning, stacklevel=2)
 
 

@@ -1,6 +1,6 @@
 """The geometries: periodic square and triangular lattices, and the open strip of the driven (NEGF) runs.
 
-Conventions (design.md §1): ``L1 x L2`` sites with periodic boundaries, site index ``i = x + L1*y``.
+Conventions (docs/conventions.md): ``L1 x L2`` sites with periodic boundaries, site index ``i = x + L1*y``.
 Square: ``a1 = (1, 0), a2 = (0, 1)``. Triangular: ``a1 = (1, 0), a2 = (1/2, sqrt(3)/2)``; the six nearest
 neighbours of ``(x, y)`` are ``(x±1, y), (x, y±1), (x+1, y-1), (x-1, y+1)``.
 

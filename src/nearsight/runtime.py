@@ -107,7 +107,7 @@ def worker_threads(n_workers: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------- provenance
-TIME_UNIT = "hbar/t"        # design.md §1: t = 1 is the unit of energy, hbar = 1
+TIME_UNIT = "hbar/t"        # docs/conventions.md: t = 1 is the unit of energy, hbar = 1
 ENERGY_UNIT = "t"
 PROVENANCE_KEYS = ("nearsight_version", "torch_version", "numpy_version", "h5py_version", "python_version",
                    "git_revision", "command_line", "created", "threads", "time_unit", "energy_unit")

@@ -7,7 +7,7 @@ field perpendicular to ``S_i``). The profile
     eta(R) = sqrt(< |h_perp_i(mixed_R) - h_perp_i(S)|^2 >) / sqrt(< |h_perp_i(S)|^2 >)
 
 (averaged over sites and draws) is the error floor that any model seeing only a radius ``R`` must meet, and
-tells which cutoff a local ML model needs (design.md §1 quotes figures from an independent code).
+tells which cutoff a local ML model needs (docs/nearsightedness.md §2 quotes figures from an independent code).
 """
 from __future__ import annotations
 

@@ -140,7 +140,7 @@ def write_summary(cfg: dict, card: dict, res: dict, timing: dict, comparison: di
         lines += ["", f"![ML vs KPM]({rel(comparison['plot'])})", ""]
     else:
         lines += ["## ML-LLG against KPM-LLG", "", "Not run (`kpm_compare.enabled: false`). The local model's wall "
-                  "motion is the weakest link of a coarsening study (design.md §1: a wall between opposite "
+                  "motion is the weakest link of a coarsening study (docs/nearsightedness.md: a wall between opposite "
                   "chiralities carries edge channels); enable it to validate L(t) on the lattice you can afford.", ""]
     files = res["files"]
     lines += ["## Pictures", ""]

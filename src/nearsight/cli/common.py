@@ -58,7 +58,7 @@ def show_defaults(p: argparse.ArgumentParser, defaults: dict) -> None:
 
 
 def add_physics_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """Lattice and s-d model parameters (design.md §1). With ``required=False`` they may come from a config."""
+    """Lattice and s-d model parameters (docs/conventions.md). With ``required=False`` they may come from a config."""
     g = p.add_argument_group("lattice and model")
     g.add_argument("--lattice", choices=LATTICES, required=required, default=None)
     g.add_argument("--size", type=int, required=required, default=None, help="L1 (and L2 unless --size2)")

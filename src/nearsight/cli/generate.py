@@ -13,6 +13,7 @@ import argparse
 
 from ..datasets.generate import generate_dataset, relabel_dataset
 from ..datasets.systems import is_system_config, load_system
+from ..dynamics.integrators import SCHEMES
 from ..errors import NearsightError
 from .common import (DeprecatedAlias, add_physics_args, add_solver_args, check_run_numbers, lattice_from,
                      load_config, merged, output_path, provider_from, schema, show_defaults)
@@ -40,7 +41,7 @@ def add_parser(sub):
     g.add_argument("--skip", type=int, default=None, help="discard frames before this step")
     g.add_argument("--dt", type=float, default=None)
     g.add_argument("--alpha", type=float, default=None)
-    g.add_argument("--scheme", choices=("heun", "sib", "midpoint"), default=None)
+    g.add_argument("--scheme", choices=tuple(SCHEMES), default=None)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--initial", default=None)
     g.add_argument("--noise", type=float, default=None)

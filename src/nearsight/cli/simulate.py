@@ -15,6 +15,7 @@ import numpy as np
 from ..analysis.observables import mean_chirality, nn_correlation
 from ..distributed.launch import on_main, simulate as simulate_distributed, torchrun_env
 from ..distributed.noise import NOISE_MODES
+from ..dynamics.integrators import SCHEMES
 from ..dynamics.run import run_llg
 from ..errors import NearsightError
 from ..io import check_writable, lock_output, unlock_output
@@ -42,7 +43,7 @@ def add_parser(sub):
     g.add_argument("--dt", type=float, default=None, help="time step (hbar/t)")
     g.add_argument("--alpha", type=float, default=None, help="Gilbert damping")
     g.add_argument("--bath-kT", dest="bath_kT", type=float, default=None, help="LLG bath temperature")
-    g.add_argument("--scheme", choices=("heun", "sib", "midpoint"), default=None)
+    g.add_argument("--scheme", choices=tuple(SCHEMES), default=None)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--every", type=int, default=None, help="write a frame every k steps")
     g.add_argument("--out", default=None, help="trajectory .h5")

@@ -1,4 +1,4 @@
-"""Training datasets from LLG quench trajectories (design.md §1: label the configurations the model will meet).
+"""Training datasets from LLG quench trajectories (docs/nearsightedness.md §3: label the frames the model will meet).
 
 For each bath temperature in ``kTs``, ``replicas`` quenches from random spins are integrated with the chosen
 provider; every ``every`` steps after ``skip`` a frame is kept with its exact energy and fields (the provider's

@@ -1,4 +1,4 @@
-"""The stochastic Landau-Lifshitz-Gilbert equation (design.md §1), Landau-Lifshitz form, gyromagnetic ratio 1:
+"""The stochastic Landau-Lifshitz-Gilbert equation (docs/conventions.md), Landau-Lifshitz form, gyromagnetic ratio 1:
 
     dS_i/dt = -1/(1+alpha^2) [ S_i x H_i + alpha S_i x (S_i x H_i) ],   H_i = h_i + xi_i,
 

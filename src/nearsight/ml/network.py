@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..descriptors import build_descriptor
 from ..errors import NearsightError
 
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh}
@@ -171,7 +172,6 @@ class SiteEnergyModel(nn.Module):
 
     def on_lattice(self, lattice) -> "SiteEnergyModel":
         """The same network on another lattice of the same kind (the descriptor is rebuilt; weights shared)."""
-        from ..descriptors import build_descriptor
         kind = self.lattice.kind
         if lattice.kind != kind:
             raise NearsightError(f"this model was trained on the {kind} lattice and cannot be used on "

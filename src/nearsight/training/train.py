@@ -253,7 +253,7 @@ def _setup(c: dict):
                                      "lambda_density: 0 or relabel with solver ed")
     if data.physics["kT"] == 0:
         warnings.warn("the labels were computed at electronic kT = 0, where canonical fields carry a global part "
-                      "(design.md §1); a local model learns them poorly — label at a small kT such as 0.01",
+                      "(docs/nearsightedness.md §3); a local model learns them poorly: label at a small kT, e.g. 0.01",
                       stacklevel=3)
     return data, build_family(c, data)
 
