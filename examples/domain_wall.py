@@ -38,7 +38,8 @@ from nearsight.electrons import AnisotropyProvider, NEGFProvider
 from nearsight.errors import NearsightError
 from nearsight.fields import SumProvider
 from nearsight.fields import transverse_rms_ratio as rms_ratio
-from nearsight.io import open_h5, read_attrs, read_dataset, read_trajectory, write_dataset
+from nearsight.io import open_h5, read_attrs, read_dataset, write_dataset
+from nearsight.trajectory import read_trajectory
 from nearsight.lattice import Strip
 from nearsight.ml.driven import (GeneralizedMLProvider, GeneralizedPotentialModel, generalized_card, load_generalized,
                                  save_generalized)

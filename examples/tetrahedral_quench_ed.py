@@ -17,7 +17,7 @@ from nearsight.analysis import observables as obs
 from nearsight.analysis.plots import plot_trajectory
 from nearsight.dynamics import run_llg
 from nearsight.electrons import EDProvider
-from nearsight.io import read_trajectory
+from nearsight.trajectory import read_trajectory
 from nearsight.states import make_state
 
 

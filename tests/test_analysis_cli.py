@@ -13,7 +13,7 @@ from nearsight.analysis.study import load_study, parse_overrides
 from nearsight.cli import main
 from nearsight.dynamics import run_llg
 from nearsight.electrons.classical import HeisenbergProvider
-from nearsight.io import read_trajectory
+from nearsight.trajectory import read_trajectory
 from nearsight.states import make_state
 
 STUDIES = os.path.join(os.path.dirname(__file__), "..", "configs", "studies")

@@ -8,7 +8,8 @@ import pytest
 from nearsight import Lattice, SDModel
 from nearsight.cli import main
 from nearsight.electrons import EDProvider
-from nearsight.io import read_dataset, read_trajectory
+from nearsight.io import read_dataset
+from nearsight.trajectory import read_trajectory
 from nearsight.states import make_state
 
 PHYS = ["--lattice", "triangular", "--size", "4", "--J", "2", "--filling", "0.25", "--kT", "0.01"]

@@ -34,7 +34,7 @@ from nearsight.distributed.env import DistEnv, env_of_group
 from nearsight.distributed.training import ddp_step, lattice_key, wrap_models
 from nearsight.dynamics import run_llg
 from nearsight.errors import NearsightError
-from nearsight.io import read_trajectory
+from nearsight.trajectory import read_trajectory
 from nearsight.ml.network import SiteEnergyModel, SiteMLP, energy_and_fields
 from nearsight.ml.provider import MLProvider
 from nearsight.states import make_state

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from nearsight.io import read_trajectory
+from nearsight.trajectory import read_trajectory
 
 ARGS = ["--lattice", "square", "--size", "16", "--solver", "ml", "--model", "square-double-exchange", "--steps",
         "6", "--every", "3", "--bath-kT", "0.01", "--seed", "4", "--threads", "1"]

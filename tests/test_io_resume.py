@@ -11,7 +11,8 @@ from nearsight.dynamics import run_llg
 from nearsight.datasets.generate import generate_dataset
 from nearsight.electrons import EDProvider
 from nearsight.electrons.classical import HeisenbergProvider
-from nearsight.io import read_dataset, read_trajectory, write_dataset
+from nearsight.io import read_dataset, write_dataset
+from nearsight.trajectory import read_trajectory
 from nearsight.states import make_state
 
 

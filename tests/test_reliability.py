@@ -16,7 +16,7 @@ from nearsight.cli import main
 from nearsight.dynamics import run_llg
 from nearsight.electrons.classical import HeisenbergProvider
 from nearsight.errors import NearsightError, RunInterrupted, WriteFailed
-from nearsight.io import TrajectoryWriter, read_trajectory
+from nearsight.trajectory import TrajectoryWriter, read_trajectory
 from nearsight.states import make_state
 
 PHYS = ["--lattice", "triangular", "--size", "4", "--J", "2", "--filling", "0.25", "--kT", "0.01"]

@@ -119,7 +119,7 @@ def test_cli_simulate_a_driven_wall_and_flag_errors(tmp_path, capsys):
     (the electrons plus the classical anisotropy, one provider) and the wall moves against the electron flow, as
     the spin-transfer law says (dX/dt = -I/(2 Ly) for the half metal; test above)."""
     from nearsight.cli import main
-    from nearsight.io import read_trajectory
+    from nearsight.trajectory import read_trajectory
     out = str(tmp_path / "w.h5")
     args = ["simulate", "--lattice", "square", "--size", "8", "--size2", "3", "--J", "3", "--mu", "-3",
             "--kT", "0.05", "--solver", "negf", "--bias", "1.0", "--wide-band", "2", "--anisotropy", "0.005",

@@ -1,7 +1,7 @@
 """HDF5 trajectories and datasets (h5py), written so that no half-written file is ever left behind.
 
-Trajectory file: see :mod:`nearsight.trajectory` (``TrajectoryWriter`` and ``read_trajectory`` are re-exported
-here).
+Trajectory file: see :mod:`nearsight.trajectory` (``TrajectoryWriter`` and ``read_trajectory`` live
+there).
 
 Dataset file (training labels, one row per snapshot):
     /spins [F, N, 3] f8   /fields [F, N, 3] f8   /energy [F] f8
@@ -172,7 +172,3 @@ def _portable(attrs: dict) -> dict:
         else:
             out[k] = v
     return out
-
-
-from .trajectory import (FORMAT, TrajectoryWriter, frame_steps, lock_output, n_frames_of,  # noqa: E402,F401
-                         read_trajectory, roundtrip_attrs, unlock_output)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NearsightError
-from ..io import read_trajectory
+from ..trajectory import read_trajectory
 from ..lattice import Lattice
 from ..runtime import provenance
 from . import clusters as cl
@@ -47,7 +47,7 @@ class Ensemble:
 
 
 def load_ensemble(paths) -> Ensemble:
-    """Read trajectories (``nearsight.io.read_trajectory``) and pool their replicas; a clear error if lattices or
+    """Read trajectories (``nearsight.trajectory.read_trajectory``) and pool their replicas; a clear error if lattices or
     frame times differ."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     if not paths:

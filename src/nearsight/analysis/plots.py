@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..io import read_trajectory  # noqa: E402
+from ..trajectory import read_trajectory  # noqa: E402
 from ..lattice import Lattice  # noqa: E402
 from . import figures as fg  # noqa: E402
 from . import observables as obs  # noqa: E402

@@ -20,7 +20,8 @@ import time
 import yaml
 
 from ..errors import NearsightError
-from ..io import read_trajectory, read_yaml
+from ..io import read_yaml
+from ..trajectory import read_trajectory
 from ..lattice import Lattice
 
 RUN_KEYS = {"name", "description", "model", "device", "size", "replicas", "replicas_per_file", "initial", "steps",

@@ -18,7 +18,8 @@ from ..distributed.noise import NOISE_MODES
 from ..dynamics.integrators import SCHEMES
 from ..dynamics.run import run_llg
 from ..errors import NearsightError
-from ..io import check_writable, lock_output, unlock_output
+from ..io import check_writable
+from ..trajectory import lock_output, unlock_output
 from ..states import STATES, load_spins, make_state
 from .common import (add_physics_args, add_solver_args, check_run_numbers, lattice_from, load_config, merged,
                      provider_from, schema, show_defaults)

@@ -2,7 +2,7 @@
 
 It is :func:`nearsight.dynamics.run.run_llg`'s loop (same frames, same checkpoint and resume semantics, the same
 integrators) with three differences: every rank integrates its block of the state; on a frame the blocks are
-gathered to rank 0, which writes them with the package's :class:`~nearsight.io.TrajectoryWriter` (one file, the
+gathered to rank 0, which writes them with the package's :class:`~nearsight.trajectory.TrajectoryWriter` (one file, the
 layout every reader knows, so ``analyze`` sees one ensemble); the noise comes from a
 :class:`~nearsight.distributed.noise.NoiseSource` whose generator states, gathered in global order, are the
 checkpoint's ``rng_state`` (so a run resumes on any number of ranks for partition-independent noise).
@@ -19,7 +19,7 @@ import torch
 from ..dynamics.integrators import LLGState
 from ..fields import FieldProvider, FieldResult
 from ..errors import NearsightError, as_spins
-from ..io import TrajectoryWriter
+from ..trajectory import TrajectoryWriter
 from .env import DistEnv, agree, broadcast_object, broadcast_tensor, gather_blocks
 from .noise import NoiseSource, make_integrator
 

@@ -4,7 +4,7 @@
     run_replicas(MLProvider(model, lattice, device=env.device), spins0, steps=..., seed=7, out="ens.h5", env=env)
     run_decomposed(DomainDecomposedProvider(model, lattice, env=env), spins0, steps=..., out="big.h5")
 
-Both write one trajectory file (rank 0, :class:`~nearsight.io.TrajectoryWriter`'s layout: frames of all ``B``
+Both write one trajectory file (rank 0, :class:`~nearsight.trajectory.TrajectoryWriter`'s layout: frames of all ``B``
 replicas and all ``N`` sites), checkpoint after every frame and resume with ``resume=True`` (on the same or on
 another number of ranks). Every rank passes the same ``spins0`` (rank 0's is used and broadcast).
 

@@ -4,7 +4,7 @@
                      out="traj.h5", observers=[my_callback])
 
 Each frame (every ``every`` steps, plus the first and the last) is written with its energy and fields, then the
-integrator state is checkpointed (:class:`~nearsight.io.TrajectoryWriter`: atomic, verified on resume), so
+integrator state is checkpointed (:class:`~nearsight.trajectory.TrajectoryWriter`: atomic, verified on resume), so
 ``resume=True`` continues a killed run exactly (same random numbers) from its last checkpoint; the run's
 parameters must be the file's. SIGINT (Ctrl-C) stops the loop at the next step boundary, after a checkpoint of
 that exact state, with :class:`~nearsight.errors.RunInterrupted` (a second Ctrl-C stops at once; the last
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..fields import FieldProvider
 from ..errors import NearsightError, RunInterrupted, as_spins, warn
-from ..io import TrajectoryWriter, n_frames_of
+from ..trajectory import TrajectoryWriter, n_frames_of
 from .integrators import LLGState, make_integrator
 
 MAX_ROTATION = 1.0     # radians per step of the fastest spin beyond which a stability warning is given
