@@ -10,7 +10,6 @@ The cost of a step does not depend on the label values, so the frames are random
 import argparse
 import time
 
-import numpy as np
 import torch
 
 from nearsight import Lattice

@@ -16,7 +16,6 @@ from nearsight import Lattice, SDModel
 from nearsight.analysis.locality import locality_profile
 from nearsight.analysis.plots import plot_locality
 from nearsight.electrons import EDProvider
-from nearsight.ensemble import solve_mu
 from nearsight.states import make_state
 
 
