@@ -250,3 +250,14 @@ def test_planner_and_system_errors_are_one_line(tmp_path, specs, datasets, messa
     assert "\n" not in str(e.value)
     with pytest.raises(NearsightError, match="no training config"):
         co.training_config("nothing")
+
+
+def test_a_spec_overrides_the_sampling_defaults(tmp_path):
+    """A key of the system's ``sampling`` block given again in a spec is the spec's (it was a TypeError)."""
+    p = tmp_path / "s.yaml"
+    p.write_text("name: s\nroot: .\ndata_dir: data\nphysics: {lattice: square, J: 6.0, filling: 0.485, kT: 0.1, "
+                 "solver: ed}\nsampling: {dt: 0.05, alpha: 0.5, bath_kT: [0.005], replicas: 2}\n"
+                 "specs:\n  a: {size: 4, steps: 10}\n  b: {size: 4, steps: 10, bath_kT: [0.005, 0.02], replicas: 3}\n")
+    specs = load_system(str(p)).specs
+    assert specs["a"]["bath_kT"] == [0.005] and specs["a"]["replicas"] == 2
+    assert specs["b"]["bath_kT"] == [0.005, 0.02] and specs["b"]["replicas"] == 3 and specs["b"]["dt"] == 0.05

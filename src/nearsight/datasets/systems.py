@@ -125,7 +125,7 @@ def load_system(path: str) -> System:
         else:
             if "size" not in spec:
                 raise NearsightError(f"{path!r}: spec {name!r} gives no size")
-            cfg.update(size=spec["size"], **sampling, **{k: v for k, v in spec.items() if k in SAMPLING_KEYS})
+            cfg.update({"size": spec["size"], **sampling, **{k: v for k, v in spec.items() if k in SAMPLING_KEYS}})
         cfg["out"] = os.path.join(data_dir, f"{name}.h5").replace(os.sep, "/")
         out[name] = cfg
         return cfg
