@@ -116,9 +116,28 @@ def test_compare_identical_dynamics_give_z_zero():
     c = compare(EDProvider(lat, model), EDProvider(lat, model), model, lat, s, name="ED2", paired=True,
                 log=lambda m: None)
     assert c.t.shape == (3,) and c.ed["nn"].shape == (3, 2)
-    for q in ("nn", "chi"):
+    assert c.second[0] == "chi"
+    for q in ("nn", "second"):
         assert np.array_equal(c.ed[q], c.tested[q]) and np.all(c.z(q) == 0)
     assert c.worst() == 0.0
+
+
+def test_compare_on_the_square_lattice_uses_the_fm_site_fraction():
+    """Square lattice: the second observable is the fraction of sites whose four bonds all exceed 0.5, checked
+    against a direct count on the stored frames' spins (the ferromagnet: 1; random spins: about 0)."""
+    from nearsight.analysis.compare import _second
+    from nearsight.states import make_state
+    lat = Lattice("square", 4)
+    s = {"size": 4, "replicas": 2, "steps": 2, "every": 2, "dt": 0.05, "alpha": 0.5, "bath_kT": 0.0, "seed": 1}
+    model = SDModel(J=6.0, filling=0.4375, kT=0.1)
+    c = compare(EDProvider(lat, model), EDProvider(lat, model), model, lat, s, name="ED2", paired=True,
+                log=lambda m: None)
+    assert c.second == ("fm", "FM-site fraction") and c.ed["second"].shape == (2, 2)
+    ferro = make_state("ferro", lat, batch=2)
+    assert np.all(_second(ferro, lat) == 1.0)
+    one = make_state("ferro", lat)
+    one[5] = -one[5]                              # site 5 and its four neighbours lose the FM condition
+    assert _second(one, lat) == (16 - 5) / 16
 
 
 def test_compare_cli_runs_and_reuses_the_ed_cache(model_path, tmp_path, capsys):

@@ -5,8 +5,10 @@ Both ensembles use identical settings (lattice, physics — read from the model'
 number of replicas) and independent random initial spins and noise (different seeds), so the two replica means
 are independent estimates and the combined standard error ``sqrt(se_ED^2 + se_X^2)`` is the right yardstick. For
 each recorded time the table holds the replica mean and standard error of the nearest-neighbour spin correlation
-and of the mean ``|scalar chirality|`` for ED and the tested solver, and their difference in units of that
-standard error (``z``).
+and of a second observable for ED and the tested solver, and their difference in units of that standard error
+(``z``). The second observable is the mean ``|scalar chirality|`` on the triangular lattice and the
+ferromagnetic-site fraction on the square lattice (sites whose four bonds all have ``S_i . S_j > 0.5``: the
+hole-rich puddles of the double-exchange model, :func:`nearsight.analysis.clusters.fm_sites`).
 
 **Paired** (``paired=True``): both ensembles start from the *same* random spins (replica r of ED and of the tested
 solver share S(t=0)) with independent noise, and z is the mean of the per-replica differences over its own
@@ -28,11 +30,24 @@ import numpy as np
 from ..errors import NearsightError
 from ..io import atomic_path, check_writable
 from . import observables as obs
+from .clusters import fm_sites
 
 #: the run settings of a comparison and their defaults
 SETTINGS = {"size": 12, "replicas": 8, "steps": 600, "every": 50, "dt": 0.05, "alpha": 0.5, "bath_kT": 0.005,
             "seed": 3}
-OBSERVABLES = ("nn", "chi")
+OBSERVABLES = ("nn", "second")
+FM_THRESHOLD = 0.5
+
+
+def second_observable(lat) -> tuple[str, str]:
+    """``(key, label)`` of the second compared observable on ``lat`` (module docstring)."""
+    return ("fm", "FM-site fraction") if lat.kind == "square" else ("chi", "<|chi|>")
+
+
+def _second(sp: np.ndarray, lat) -> np.ndarray:
+    if second_observable(lat)[0] == "fm":
+        return fm_sites(sp, lat, FM_THRESHOLD).mean(-1)
+    return np.abs(obs.triangle_chirality(sp, lat)).mean(-1)
 
 
 @dataclass
@@ -44,6 +59,7 @@ class Comparison:
     name: str
     paired: bool
     replicas: int
+    second: tuple = ("chi", "<|chi|>")
 
     def z(self, q: str) -> np.ndarray:
         """``[T]``: (mean tested - mean ED) over the combined (independent) or paired standard error."""
@@ -72,18 +88,18 @@ def check_settings(s: dict) -> None:
 
 
 def series(provider, s0, s: dict, lat, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One ensemble: times ``[T]``, nearest-neighbour correlation and mean |chirality| ``[T, R]``."""
+    """One ensemble: times ``[T]``, nearest-neighbour correlation and the second observable ``[T, R]``."""
     from ..dynamics import run_llg
     frames = []
     run_llg(provider, s0, steps=s["steps"], dt=s["dt"], alpha=s["alpha"], kT=s["bath_kT"], seed=seed,
             every=s["every"], observers=[lambda step, t, sp, res: frames.append((t, sp.cpu().numpy()))])
     t = np.array([f[0] for f in frames])
     sp = np.stack([f[1] for f in frames])
-    return t, obs.nn_correlation(sp, lat), np.abs(obs.triangle_chirality(sp, lat)).mean(-1)
+    return t, obs.nn_correlation(sp, lat), _second(sp, lat)
 
 
 def ed_series(path: str | None, settings: dict, compute, log=print):
-    """The ED ensemble's (t, nn, |chi|): from the cache file ``path`` if it holds these ``settings``, else computed
+    """The ED ensemble's (t, nn, second observable): from the cache file ``path`` if it holds these ``settings``, else computed
     and written there (atomically)."""
     key = json.dumps(settings, sort_keys=True)
     if path:
@@ -94,14 +110,14 @@ def ed_series(path: str | None, settings: dict, compute, log=print):
             with np.load(path) as f:
                 if str(f["settings"]) == key:
                     log(f"ED ensemble read from {path}")
-                    return f["t"], f["nn"], f["chi"]
+                    return f["t"], f["nn"], f["second"]
                 log(f"{path} holds ED runs of other settings; recomputing and replacing it")
         except (OSError, KeyError, ValueError) as exc:
             log(f"{path} is not a readable ED cache ({type(exc).__name__}); recomputing and replacing it")
     t, nn, chi = compute()
     if path:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, settings=key, t=t, nn=nn, chi=chi)
+            np.savez(f, settings=key, t=t, nn=nn, second=chi)
         log(f"ED ensemble written to {path}")
     return t, nn, chi
 
@@ -118,19 +134,21 @@ def compare(tested, ed, model, lat, s: dict, *, name: str, paired: bool = False,
         s0 = make_state("random", lat, seed=s["seed"] if paired else seed, batch=s["replicas"])
         if who == "ED":                # its starts and noise depend on the seed only, paired or not
             key = {"physics": model.to_dict(), "lattice": [lat.kind, lat.L1, lat.L2], "seed": s["seed"],
+                   "second": second_observable(lat)[0],
                    **{opt: s[opt] for opt in ("replicas", "steps", "every", "dt", "alpha", "bath_kT")}}
             out["ED"] = ed_series(ed_cache, key, lambda: series(ed, s0, s, lat, seed), log)  # noqa: B023
         else:
             out[who] = series(tested, s0, s, lat, seed)
     t = out["ED"][0]
     as_dict = {w: dict(zip(OBSERVABLES, (np.asarray(v[1]), np.asarray(v[2])))) for w, v in out.items()}
-    return Comparison(t, as_dict["ED"], as_dict[name], name, paired, s["replicas"])
+    return Comparison(t, as_dict["ED"], as_dict[name], name, paired, s["replicas"], second_observable(lat))
 
 
 def table(c: Comparison) -> list[str]:
     """The printed table: per time, mean±SE of each observable for ED and the tested solver, and z."""
     X, R = c.name, c.replicas
-    lines = [f"{'t':>6} | {'nn ED':>16} {'nn ' + X:>16} {'z':>5} | {'|chi| ED':>16} {'|chi| ' + X:>16} {'z':>5}"]
+    q2 = c.second[0]
+    lines = [f"{'t':>6} | {'nn ED':>16} {'nn ' + X:>16} {'z':>5} | {q2 + ' ED':>16} {q2 + ' ' + X:>16} {'z':>5}"]
     zs = {q: c.z(q) for q in OBSERVABLES}
     for k in range(len(c.t)):
         row = f"{c.t[k]:6.1f} |"
@@ -151,7 +169,7 @@ def plot(c: Comparison, path: str, title: str) -> None:
     import matplotlib.pyplot as plt
     R = c.replicas
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, (q, lab) in enumerate((("nn", "<S_i.S_j>_nn"), ("chi", "<|chi|>"))):
+    for i, (q, lab) in enumerate((("nn", "<S_i.S_j>_nn"), ("second", c.second[1]))):
         for who, v, st in (("ED", c.ed[q], "o-"), (c.name, c.tested[q], "s--")):
             ax[i].errorbar(c.t, v.mean(1), v.std(1, ddof=1) / np.sqrt(R), fmt=st, ms=3, capsize=2, label=who)
         ax[i].set(xlabel="t (hbar/t)", ylabel=lab)
