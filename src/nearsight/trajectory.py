@@ -163,6 +163,13 @@ class TrajectoryWriter:
                                  f"to replace it")
         self._create(attrs, B, N, save_fields)
 
+    def _slots(self, name: str, shape, dtype) -> None:
+        """A dataset allocated now, contiguous and never filled: frames are raw writes into fixed slots."""
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        self.f.create_dataset(name, shape, dtype=dtype, dcpl=dcpl)
+
     def _fresh_debris(self) -> bool:
         try:
             with h5py.File(self.partial, "r") as f:
@@ -179,10 +186,7 @@ class TrajectoryWriter:
                                  ("energy", (F, B), "f8"), ("time", (F,), "f8"), ("step", (F,), "i8")):
                 if k == "fields" and not save_fields:
                     continue
-                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-                dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)     # contiguous, allocated now: frames are raw
-                dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)        # writes into fixed slots
-                self.f.create_dataset(k, shape, dtype=dt, dcpl=dcpl)
+                self._slots(k, shape, dt)
             kept = {k: v for k, v in attrs.items() if k not in PROVENANCE_KEYS}
             write_attrs(self.f, {"kind": "nearsight-trajectory", **provenance(), **_portable(kept),
                                  "format": FORMAT, "n_frames_total": F})
@@ -289,10 +293,7 @@ class TrajectoryWriter:
     def _create_extras(self, extras: dict, shape) -> None:
         names = tuple(k for k in sorted(extras) if k not in CORE and np.shape(extras[k]) == tuple(shape))
         for k in names:
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-            self.f.create_dataset(k, (self.n_total, *shape), dtype="f8", dcpl=dcpl)
+            self._slots(k, (self.n_total, *shape), "f8")
         self.f.attrs["frame_extras"] = np.array(names, dtype=h5py.string_dtype())
 
     def checkpoint(self, spins, rng_state, step: int, time: float) -> None:
