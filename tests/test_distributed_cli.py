@@ -35,6 +35,10 @@ def test_replicas_over_ranks_equal_one_rank_bit_for_bit(tmp_path):
     b, _ = read_trajectory(str(tmp_path / "one.h5"))
     assert a["spins"].shape == (3, 3, 256, 3) and attrs["parallel"] == "replicas"
     assert np.array_equal(a["spins"], b["spins"]) and np.array_equal(a["energy"], b["energy"])
+    # an existing output is replaced only with --overwrite, by the writer's own policy (rank 0)
+    _run(tmp_path, 2, "--replicas", "3", "--out", "one.h5", "--overwrite")
+    c, _ = read_trajectory(str(tmp_path / "one.h5"))
+    assert np.array_equal(c["spins"], a["spins"])
 
 
 def test_decomposed_run_follows_the_single_process_run(tmp_path):

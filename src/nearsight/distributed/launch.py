@@ -54,9 +54,8 @@ def simulate(env: DistEnv, cfg: dict, provider, spins0, *, observers=(), attrs: 
     """The LLG run of ``nearsight simulate`` over the ranks of ``env`` (module docstring)."""
     kw = dict(steps=cfg["steps"], dt=cfg["dt"], alpha=cfg["alpha"], kT=cfg["bath_kT"], scheme=cfg["scheme"],
               seed=cfg["seed"], every=cfg["every"], out=cfg["out"], observers=observers,
-              save_fields=bool(cfg["save_fields"]), resume=bool(cfg.get("resume")), attrs=attrs)
-    if cfg.get("overwrite"):
-        on_main(env, _remove_old, cfg["out"])
+              save_fields=bool(cfg["save_fields"]), resume=bool(cfg.get("resume")), attrs=attrs,
+              overwrite=bool(cfg.get("overwrite")))
     try:
         if cfg.get("decompose"):
             model = getattr(provider, "model", None)
@@ -70,9 +69,3 @@ def simulate(env: DistEnv, cfg: dict, provider, spins0, *, observers=(), attrs: 
     finally:
         shutdown()
 
-
-def _remove_old(out: str) -> None:
-    import os
-    for p in (out, out + ".partial", out + ".partial.ckpt"):
-        if os.path.exists(p):
-            os.remove(p)

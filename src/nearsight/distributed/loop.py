@@ -54,8 +54,9 @@ class DistributedRunResult:
 def run_distributed(provider: FieldProvider, layout: Layout, spins0, noise: NoiseSource, *, steps: int,
                     dt: float, alpha: float, kT: float, scheme: str, seed: int, every: int, out: str | None,
                     observers=(), save_fields: bool = True, resume: bool = False, attrs: dict | None = None,
-                    stop_after: int | None = None) -> DistributedRunResult:
-    """Integrate (see the module docstring). Collective: every rank calls it with the same arguments."""
+                    stop_after: int | None = None, overwrite: bool = False) -> DistributedRunResult:
+    """Integrate (see the module docstring). Collective: every rank calls it with the same arguments.
+    ``overwrite`` replaces an existing ``out`` (the writer's policy, as in ``run_llg``)."""
     env = layout.env
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise NearsightError(f"steps must be an integer >= 0, got {steps!r}")
@@ -75,7 +76,7 @@ def run_distributed(provider: FieldProvider, layout: Layout, spins0, noise: Nois
             meta = {**provider.describe(), **integ.describe(), **layout.describe, "seed": int(seed),
                     "steps": int(steps), "every": int(every), "n_replicas": layout.B, **(attrs or {})}
             writer = TrajectoryWriter(out, n_replicas=layout.B, n_sites=layout.N, attrs=meta,
-                                      save_fields=save_fields, resume=resume)
+                                      save_fields=save_fields, resume=resume, overwrite=overwrite)
             if resume:
                 _check_same_run(writer, meta)
                 ck = writer.resume_state()

@@ -35,7 +35,8 @@ def replica_blocks(B: int, world: int) -> list[tuple[int, int]]:
 def run_replicas(provider: FieldProvider, spins0, *, steps: int, dt: float, alpha: float, kT: float = 0.0,
                  scheme: str = "heun", seed: int = 0, every: int = 10, out: str | None = None, observers=(),
                  save_fields: bool = True, resume: bool = False, attrs: dict | None = None,
-                 stop_after: int | None = None, env: DistEnv | None = None) -> DistributedRunResult:
+                 stop_after: int | None = None, env: DistEnv | None = None, overwrite: bool = False
+                 ) -> DistributedRunResult:
     """Integrate the ``B`` replicas of ``spins0 [B, N, 3]`` spread over the ranks of ``env``, each rank's block
     as one batch through its own ``provider`` (any provider on the full lattice). Observers run on rank 0 with
     the gathered ``[B, N, 3]`` state."""
@@ -54,13 +55,15 @@ def run_replicas(provider: FieldProvider, spins0, *, steps: int, dt: float, alph
     noise = ReplicaNoise(seed, B, r0, r1, provider.device)
     return run_distributed(provider, layout, spins0, noise, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                            seed=seed, every=every, out=out, observers=observers, save_fields=save_fields,
-                           resume=resume, attrs=attrs, stop_after=stop_after)
+                           resume=resume, attrs=attrs, stop_after=stop_after,
+                           overwrite=overwrite)
 
 
 def run_decomposed(provider: DomainDecomposedProvider, spins0, *, steps: int, dt: float, alpha: float,
                    kT: float = 0.0, scheme: str = "heun", seed: int = 0, every: int = 10, out: str | None = None,
                    observers=(), save_fields: bool = True, resume: bool = False, attrs: dict | None = None,
-                   stop_after: int | None = None, noise: str = "global") -> DistributedRunResult:
+                   stop_after: int | None = None, noise: str = "global", overwrite: bool = False
+                   ) -> DistributedRunResult:
     """Integrate full-lattice spins ``spins0 [N, 3]`` or ``[B, N, 3]`` with a :class:`DomainDecomposedProvider`
     (each rank integrates its strip; see the module docstring for ``noise``)."""
     if not isinstance(provider, DomainDecomposedProvider):
@@ -80,7 +83,8 @@ def run_decomposed(provider: DomainDecomposedProvider, spins0, *, steps: int, dt
     s0 = spins0 if len(getattr(spins0, "shape", ())) == 3 else spins0[None]
     return run_distributed(provider, layout, s0, src, steps=steps, dt=dt, alpha=alpha, kT=kT, scheme=scheme,
                            seed=seed, every=every, out=out, observers=observers, save_fields=save_fields,
-                           resume=resume, attrs=attrs, stop_after=stop_after)
+                           resume=resume, attrs=attrs, stop_after=stop_after,
+                           overwrite=overwrite)
 
 
 def _shape(spins0, N: int) -> tuple[int, int]:
