@@ -93,3 +93,20 @@ def test_train_under_torchrun_equals_one_process(tmp_path):
         weights[nproc] = np.concatenate([v.double().numpy().ravel() for k, v in sorted(state.items())
                                          if v.dtype.is_floating_point])
     assert np.abs(weights[0] - weights[2]).max() < 1e-9 * np.abs(weights[0]).max()
+
+
+def test_train_under_torchrun_refuses_the_descriptor_cache(tmp_path):
+    """``cache_descriptors: true`` cannot be honoured by data-parallel training: a one-line error on every rank,
+    before anything is written (it used to be ignored silently)."""
+    import yaml
+    from ml_data import quench_dataset
+
+    data = quench_dataset(str(tmp_path / "d.h5"), n_traj=4, steps=8, every=4, seed=3)
+    cfg = {"datasets": [data], "descriptor": {"cutoff": 2.0}, "hidden": [8, 8], "epochs": 1, "progress": False,
+           "val_fraction": 0.25, "cache_descriptors": True, "out": str(tmp_path / "run"), "name": "m"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "nearsight", "train", str(tmp_path / "c.yaml"), "--threads", "1"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0 and "does not use the descriptor cache" in r.stdout + r.stderr
+    assert not (tmp_path / "run").exists()

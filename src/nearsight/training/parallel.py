@@ -44,16 +44,17 @@ class DataParallel:
     def is_main(self) -> bool:
         return self.env is None or self.env.is_main
 
-    def check(self, mu_model: bool, use_cache: bool) -> None:
+    def check(self, c: dict, mu_model: bool) -> None:
+        """Refuse, on every rank and before any work, what data-parallel training does not do."""
         if not self.active:
             return
         err = None
         if mu_model:
             err = NearsightError("data-parallel training (torchrun) of a mu-conditioned model is not available; "
                                  "train it in one process")
-        elif use_cache:
+        elif c["cache_descriptors"] in (True, "true"):
             err = NearsightError("data-parallel training (torchrun) does not use the descriptor cache; set "
-                                 "cache_descriptors: false")
+                                 "cache_descriptors: false or auto")
         agree(self.env, err)
 
     def wrap(self, models: dict) -> None:

@@ -271,8 +271,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE)
     mu_model = fam.mu_input is not None
+    par.check(c, mu_model)
     use_cache = False if mu_model or par.active else dcache.resolve(c, fam, data, dtype)
-    par.check(mu_model, use_cache)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
