@@ -11,7 +11,6 @@ exits 1 if any differs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -20,13 +19,12 @@ import torch
 
 def fingerprints() -> dict[str, np.ndarray]:
     from nearsight.lattice import Lattice
-    from nearsight.ml.cards import shipped_models
+    from nearsight.ml.cards import load_card, shipped_models
     from nearsight.states import random_spins
 
     out = {}
     for name, path in sorted(shipped_models().items()):
-        card = json.loads(path.with_suffix("").with_suffix(".card.json").read_text()) \
-            if path.with_suffix("").with_suffix(".card.json").exists() else {}
+        card = load_card(name)
         rng = np.random.default_rng(1234)
         if card.get("kind") == "generalized":
             from nearsight.ml.driven import GeneralizedMLProvider
