@@ -6,7 +6,14 @@ reports: ``mu*`` error against ED (max and RMS over frames), the count held (max
 transverse-field error ``RMS(h_perp_ML - h_perp_ED) / RMS(h_perp_ED)`` pooled, and for disordered (t < 10) and
 ordered frames; also the same in grand-canonical mode at ED's ``mu*`` (they agree: canonical = grand at mu*).
 
+A grand-canonical ED dataset at one fixed ``mu`` (``--mu``, or a relabel spec with ``mu:``) is checked in
+grand-canonical mode at that ``mu`` instead: the field error (pooled, t < split, t >= split) and the count per site
+against ED's. ``--reference MODEL`` (e.g. the fixed-mu model ``square-double-exchange``) is scored on the same
+frames beside it, so "nothing is lost in grand-canonical mode" is a side-by-side figure.
+
     OMP_NUM_THREADS=1 python benchmarks/canonical_ml_check.py --model runs/mu/m.pt out/mu22/test12_canonical.h5 ...
+    OMP_NUM_THREADS=1 python benchmarks/canonical_ml_check.py --model square-double-exchange-canonical \
+        --reference square-double-exchange data/canon/test16_mu44.h5 data/canon/test20_mu44.h5
 """
 from __future__ import annotations
 
@@ -23,7 +30,34 @@ from nearsight.io import read_dataset
 from nearsight.ml import MLProvider, load_model
 
 
-def check(model_path: str, path: str, split_time: float, batch: int) -> dict:
+def check_grand(model_path: str, path: str, split_time: float, batch: int, reference: str | None) -> dict:
+    """Grand-canonical mode at the dataset's fixed ``mu`` against fixed-mu ED labels (and ``reference`` beside it)."""
+    arrays, attrs = read_dataset(path)
+    mu = float(attrs["mu"])
+    lat = Lattice(attrs["lattice"], int(attrs["L1"]), int(attrs.get("L2") or attrs["L1"]))
+    S, h_ed, t = arrays["spins"], arrays["fields"], arrays["time"]
+    dis = t < split_time
+    ratio = lambda m, h: transverse_rms_ratio(h[m], h_ed[m], S[m]) if m.any() else float("nan")  # noqa: E731
+    out = {"dataset": path, "lattice": f"{lat.L1}x{lat.L2}", "frames": len(S), "mu": mu,
+           "frames_disordered": int(dis.sum())}
+    for key, name in (("model", model_path), ("reference", reference)):
+        if name is None:
+            continue
+        net = load_model(name, lat)
+        if getattr(net, "window", None) is None and net.card.get("mu") != mu:
+            raise SystemExit(f"{name}: a fixed-mu model at mu = {net.card.get('mu')}, the labels are at mu = {mu}")
+        prov = MLProvider(net, lat, mu=mu) if getattr(net, "window", None) is not None else MLProvider(net, lat)
+        rs = [prov(S[i:i + batch]) for i in range(0, len(S), batch)]
+        h = np.concatenate([r.fields.numpy() for r in rs])
+        out[key] = {"name": name, "field_ratio": ratio(np.ones(len(S), bool), h),
+                    "field_ratio_disordered": ratio(dis, h), "field_ratio_ordered": ratio(~dis, h)}
+        if "n_electrons" in rs[0].extras and "n_electrons" in arrays:
+            n = np.concatenate([r.extras["n_electrons"].numpy() for r in rs])
+            out[key]["count_err_per_site_rms"] = float(np.sqrt(((n - arrays["n_electrons"]) ** 2).mean()) / lat.N)
+    return out
+
+
+def check(model_path: str, path: str, split_time: float, batch: int, reference: str | None = None) -> dict:
     arrays, attrs = read_dataset(path)
     if attrs.get("filling") is None or "mu" not in arrays:
         raise SystemExit(f"{path}: not a canonical ED dataset with per-frame mu (filling {attrs.get('filling')})")
@@ -45,7 +79,13 @@ def check(model_path: str, path: str, split_time: float, batch: int) -> dict:
     mu_ml, n_ml, h_ml, h_g = np.concatenate(mus), np.concatenate(ns), np.concatenate(hs), np.stack(hg)
     dis = t < split_time
     ratio = lambda m, h: transverse_rms_ratio(h[m], h_ed[m], S[m]) if m.any() else float("nan")  # noqa: E731
-    return {"dataset": path, "lattice": f"{lat.L1}x{lat.L2}", "frames": len(S), "n_electrons": can.n_electrons,
+    ref = {}
+    if reference is not None:                # e.g. a canonical-label model, run in its card's ensemble
+        rp = MLProvider(load_model(reference, lat), lat)
+        h_r = np.concatenate([rp(S[i:i + batch]).fields.numpy() for i in range(0, len(S), batch)])
+        ref = {"reference": {"name": reference, "field_ratio": ratio(np.ones(len(S), bool), h_r),
+                             "field_ratio_disordered": ratio(dis, h_r), "field_ratio_ordered": ratio(~dis, h_r)}}
+    return {**ref, "dataset": path, "lattice": f"{lat.L1}x{lat.L2}", "frames": len(S), "n_electrons": can.n_electrons,
             "mu_ed_range": [float(mu_ed.min()), float(mu_ed.max())],
             "mu_err_max": float(np.abs(mu_ml - mu_ed).max()), "mu_err_rms": float(np.sqrt(((mu_ml - mu_ed) ** 2).mean())),
             "mu_err_mean": float((mu_ml - mu_ed).mean()),
@@ -62,10 +102,15 @@ def main() -> None:
     p.add_argument("datasets", nargs="+")
     p.add_argument("--split-time", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--reference", default=None, help="a second model scored beside --model on the same frames, in its card's ensemble "
+                                                        "(fixed-mu datasets: at the dataset's mu)")
     a = p.parse_args()
     torch.set_num_threads(1)
     for d in a.datasets:
-        print(json.dumps(check(a.model, d, a.split_time, a.batch), indent=1))
+        if read_dataset(d)[1].get("mu") is not None:
+            print(json.dumps(check_grand(a.model, d, a.split_time, a.batch, a.reference), indent=1))
+        else:
+            print(json.dumps(check(a.model, d, a.split_time, a.batch, a.reference), indent=1))
 
 
 if __name__ == "__main__":

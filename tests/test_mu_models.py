@@ -278,3 +278,21 @@ def test_simulate_canonical_ml_run(models, tmp_path):
     run_llg(prov, random_spins(L * L, np.random.default_rng(0), batch=2), steps=6, dt=0.05, alpha=0.5, every=2,
             observers=[lambda step, t, s, res: seen.append(res.extras["n_electrons"].clone())], progress=False)
     assert len(seen) == 4 and max(float((n - N_E).abs().max()) for n in seen) <= COUNT_TOL * N_E
+
+
+def test_compare_runs_a_mu_model_in_either_ensemble(models, tmp_path, capsys):
+    """``nearsight compare --mu / --filling``: both ensembles (ED and ML) run in the ensemble asked for; the ED
+    cache records it. A model without a mu input at another mu is refused before any dynamics runs."""
+    from nearsight.cli import main
+    base = ["compare", "--model", models["bp"], "--size", str(L), "--replicas", "2", "--steps", "2", "--every", "2",
+            "--plot", str(tmp_path / "p.png")]
+    for flag, value, want in (("--mu", "-4.3", {"mu": -4.3}), ("--filling", "0.47", {"filling": 0.47})):
+        cache = tmp_path / f"{flag[2:]}.npz"
+        assert main(base + [flag, value, "--ed-cache", str(cache)]) == 0
+        physics = json.loads(str(np.load(cache)["settings"]))["physics"]
+        assert {k: physics.get(k) for k in want} == want and [physics["mu"], physics["filling"]].count(None) == 1
+        assert f"{flag[2:]}={value}" in capsys.readouterr().out
+    rc = main(["compare", "--model", "square-double-exchange", "--size", "12", "--mu", "-4.0",   # fixed mu = -4.4
+               "--plot", str(tmp_path / "q.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "mu" in err[0] and not (tmp_path / "q.png").exists()

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import NearsightError
 from .lattice import Lattice
 
-STATES = ("random", "ferro", "neel", "stripe", "120", "tetrahedral", "wall")
+STATES = ("random", "ferro", "neel", "puddle", "stripe", "120", "tetrahedral", "wall")
 
 
 def normalize(v: np.ndarray) -> np.ndarray:
@@ -33,6 +33,20 @@ def neel(lattice: Lattice) -> np.ndarray:
         raise NearsightError("the Néel state is bipartite order on the square lattice; on 'triangular' use '120'")
     s = ferro(lattice)
     s[:, 2] = 1 - 2 * lattice.sublattice(2)
+    return s
+
+
+def puddle(lattice: Lattice) -> np.ndarray:
+    """The two-phase state of the lightly hole-doped double-exchange model (square lattice): a Néel background
+    with one ferromagnetic (``+z``) disk of radius ``min(L1, L2) / 5`` at the centre (minimum-image distance), which
+    covers ``pi / 25 = 12.6%`` of the sites — about the Maxwell fraction of ``n = 0.485`` at ``J = 6``
+    (docs/canonical.md)."""
+    s = neel(lattice)
+    L = np.array([lattice.L1, lattice.L2], dtype=np.float64)
+    d = np.asarray(lattice.xy, dtype=np.float64) - L / 2
+    d -= L * np.round(d / L)
+    inside = (d ** 2).sum(1) <= (min(lattice.L1, lattice.L2) / 5.0) ** 2
+    s[inside] = (0.0, 0.0, 1.0)
     return s
 
 
@@ -84,7 +98,7 @@ def make_state(name: str, lattice: Lattice, *, seed: int = 0, noise: float = 0.0
     """A named initial state, optionally with Gaussian noise of width ``noise`` added and renormalized."""
     name = str(name)  # YAML reads "120" as an integer
     rng = np.random.default_rng(seed)
-    builders = {"ferro": ferro, "neel": neel, "stripe": stripe, "120": state_120, "tetrahedral": tetrahedral,
+    builders = {"ferro": ferro, "neel": neel, "puddle": puddle, "stripe": stripe, "120": state_120, "tetrahedral": tetrahedral,
                 "wall": lambda lat: domain_wall(lat, lat.L1 / 2 - 0.5, 2.0)}
     if name == "random":
         return random_spins(lattice.N, rng, batch)

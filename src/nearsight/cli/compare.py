@@ -15,6 +15,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--probe-distance", dest="probe_distance", default=None, help="KPM probing distance")
     for k, v in SETTINGS.items():
         p.add_argument(f"--{k.replace('_', '-')}", dest=k, type=type(v), default=v, help=f"(default {v})")
+    ens = p.add_mutually_exclusive_group()
+    ens.add_argument("--mu", type=float, default=None,
+                     help="both ensembles grand canonical at this mu (default: the card's ensemble; a model with "
+                          "a mu input takes any mu of its window)")
+    ens.add_argument("--filling", type=float, default=None, help="both ensembles canonical at this filling")
     p.add_argument("--plot", default="out/compare_dynamics.png", help="figure file (default %(default)s)")
     p.add_argument("--paired", action="store_true",
                    help="same initial spins for both ensembles (independent noise); z from paired differences")
@@ -43,11 +48,13 @@ def run(args) -> int:
         os.makedirs(os.path.dirname(args.ed_cache) or ".", exist_ok=True)
         check_writable(args.ed_cache, "--ed-cache")
     lat = Lattice(card["lattice"], args.size)
-    model = SDModel.from_dict(card)
+    ensemble = ({"mu": args.mu, "filling": None} if args.mu is not None else
+                {"mu": None, "filling": args.filling} if args.filling is not None else {})
+    model = SDModel.from_dict({**card, **ensemble})
     X = args.test.upper()
     if args.test == "ml":
         from ..ml.provider import MLProvider
-        tested = MLProvider(args.model, lat)
+        tested = MLProvider(args.model, lat, **{k: v for k, v in ensemble.items() if v is not None})
     else:
         from ..electrons.kpm import KPMProvider
         kw = {k: v for k, v in (("moments", args.moments), ("probe_distance", args.probe_distance)) if v is not None}
@@ -55,7 +62,7 @@ def run(args) -> int:
         print("KPM:", {k: v for k, v in tested.describe().items() if k in ("moments", "probe_distance", "kernel")})
     c = compare(tested, EDProvider(lat, model), model, lat, s, name=X, paired=args.paired, ed_cache=args.ed_cache)
     print(f"{args.model} on {args.size}x{args.size}, {args.replicas} replicas, dt={args.dt}, alpha={args.alpha}, "
-          f"bath kT={args.bath_kT}"
+          f"bath kT={args.bath_kT}, " + (f"mu={model.mu}" if model.mu is not None else f"filling={model.filling}")
           + (" — paired: same initial spins, independent noise; z from the paired differences" if args.paired else ""))
     print("\n".join(table(c)))
     plot(c, args.plot, f"{args.model}: {X}-LLG vs ED-LLG, {args.size}x{args.size}, {args.replicas} replicas")
