@@ -150,6 +150,35 @@ def test_compare_cli_runs_and_reuses_the_ed_cache(model_path, tmp_path, capsys):
     assert "ED ensemble read from" in capsys.readouterr().out
 
 
+def test_ed_cache_of_a_longer_run_serves_a_shorter_one_bit_for_bit(tmp_path):
+    """The first frames of a cached longer ED run are the shorter run exactly (same starts, same noise per step);
+    another `every`, or a step count that is not a multiple of it, is recomputed."""
+    import numpy as np
+
+    from nearsight.analysis.compare import ed_series, series
+    from nearsight.electrons import EDProvider
+    from nearsight.hamiltonian import SDModel
+    from nearsight.lattice import Lattice
+    from nearsight.states import make_state
+    lat, model = Lattice("square", 4), SDModel(J=6.0, filling=0.5, kT=0.1)
+    ed = EDProvider(lat, model)
+    s0 = make_state("random", lat, seed=3, batch=2)
+    base = {"dt": 0.05, "alpha": 0.5, "bath_kT": 0.005, "every": 2}
+    run = lambda steps: series(ed, s0, {**base, "steps": steps}, lat, 7)          # noqa: E731
+    key = lambda steps, every=2: {"physics": model.to_dict(), "seed": 3, "replicas": 2, "steps": steps,  # noqa: E731
+                                  **base, "every": every}
+    cache, logs = str(tmp_path / "ed.npz"), []
+    ed_series(cache, key(6), lambda: run(6), logs.append)
+    short = ed_series(cache, key(4), lambda: pytest.fail("recomputed a prefix of the cache"), logs.append)
+    fresh = run(4)
+    assert "first 3 frames" in logs[-1] and len(short[0]) == 3
+    for a, b in zip(short, fresh):
+        np.testing.assert_array_equal(a, b)
+    calls = []
+    ed_series(cache, key(4, every=1), lambda: calls.append(1) or run(4), logs.append)   # other `every`: recomputed
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--replicas", "1"], "two replicas"),
     (["--steps", "0"], "--steps"),

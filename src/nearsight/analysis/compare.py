@@ -98,6 +98,17 @@ def series(provider, s0, s: dict, lat, seed: int) -> tuple[np.ndarray, np.ndarra
     return t, obs.nn_correlation(sp, lat), _second(sp, lat)
 
 
+def _prefix_frames(cached: dict, settings: dict) -> int:
+    """Frames of a cached ED run that are exactly the run ``settings`` asks for (0 if none): the same settings but
+    more steps, with ``steps`` a multiple of ``every``. The noise of step k does not depend on the run's length, so
+    the first ``steps // every + 1`` frames of the longer run are the shorter run, bit for bit."""
+    if not isinstance(cached, dict) or set(cached) != set(settings):
+        return 0
+    same = all(cached[k] == settings[k] for k in settings if k != "steps")
+    ok = same and settings["steps"] <= cached["steps"] and settings["steps"] % settings["every"] == 0
+    return settings["steps"] // settings["every"] + 1 if ok else 0
+
+
 def ed_series(path: str | None, settings: dict, compute, log=print):
     """The ED ensemble's (t, nn, second observable): from the cache file ``path`` if it holds these ``settings``, else computed
     and written there (atomically)."""
@@ -111,6 +122,10 @@ def ed_series(path: str | None, settings: dict, compute, log=print):
                 if str(f["settings"]) == key:
                     log(f"ED ensemble read from {path}")
                     return f["t"], f["nn"], f["second"]
+                frames = _prefix_frames(json.loads(str(f["settings"])), settings)
+                if frames:                     # a longer run of the same ensemble: its first frames are this run
+                    log(f"ED ensemble read from {path} (its first {frames} frames: the cache ran longer)")
+                    return f["t"][:frames], f["nn"][:frames], f["second"][:frames]
                 log(f"{path} holds ED runs of other settings; recomputing and replacing it")
         except (OSError, KeyError, ValueError) as exc:
             log(f"{path} is not a readable ED cache ({type(exc).__name__}); recomputing and replacing it")
