@@ -234,6 +234,22 @@ def test_planner_orders_relabel_and_driver_and_skips_what_exists(tmp_path):
     assert [s.action for s in plan(co, co.training_config("m"))] == ["train"]
 
 
+def test_planner_trains_an_init_model_before_the_fine_tuning(tmp_path):
+    co = _checkout(tmp_path, "  b: {size: 4, replicas: 1, steps: 2, every: 1}\n")
+    train_dir = tmp_path / "configs" / "train"
+    (train_dir / "m.yaml").write_text("datasets: [data/b.h5]\ninit: runs/r/r.pt\nout: runs/m\n")
+    (train_dir / "r.yaml").write_text("datasets: [data/b.h5]\nout: runs/r\n")
+    co = Checkout(str(tmp_path))
+    steps = [str(s).replace(str(tmp_path) + os.sep, "") for s in plan(co, co.training_config("m"))]
+    assert steps == [f"generate {os.path.join('configs', 'systems', 's.yaml')} --spec b",
+                     f"train {os.path.join('configs', 'train', 'r.yaml')}",
+                     f"train {os.path.join('configs', 'train', 'm.yaml')}"]
+    (train_dir / "m.yaml").write_text("datasets: [data/b.h5]\ninit: runs/nobody/x.pt\nout: runs/m\n")
+    co = Checkout(str(tmp_path))
+    with pytest.raises(NearsightError, match=r"starts from init 'runs/nobody/x.pt', and no configs/train/\*\.yaml"):
+        plan(co, co.training_config("m"))
+
+
 @pytest.mark.parametrize("specs, datasets, message", [
     ("  a: {size: 4, replicas: 1, steps: 2, every: 1}\n", "[data/zzz.h5]", "no spec of"),
     ("  a: {relabel: b}\n  b: {relabel: a}\n", "[data/b.h5]", "in a circle"),

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -173,6 +174,31 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
     wa, wb = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
     for k in wa["state_dict"]:
         assert torch.allclose(wa["state_dict"][k], wb["state_dict"][k], rtol=1e-9, atol=1e-12)
+
+
+def test_init_starts_from_a_model_file_and_checks_its_shape(data, tmp_path):
+    """Fine-tuning (init): 0 epochs from a model reproduce its fields bit for bit (weights and normalization come
+    from the file, not refitted); further epochs start from its error, not from scratch; another network shape or
+    family is a one-line error before anything is written."""
+    base = train(base_config(data, tmp_path / "base", epochs=3))
+    same = train(base_config(data, tmp_path / "same", epochs=0, init=base))
+    s = torch.as_tensor(np.random.default_rng(0).normal(size=(36, 3)))
+    s = s / s.norm(dim=1, keepdim=True)
+    lat = Lattice("square", 6)
+    a, b = MLProvider(load_model(base), lat).compute(s), MLProvider(load_model(same), lat).compute(s)
+    assert torch.equal(a.fields, b.fields) and torch.equal(a.energy, b.energy)
+    assert json.load(open(tmp_path / "same" / "same.card.json"))["training"]["init"] == base
+    scratch = _read_metrics(tmp_path / "base" / "metrics.csv")[0]
+    tuned = _read_metrics(Path(train(base_config(data, tmp_path / "tuned", epochs=1, init=base))).parent
+                          / "metrics.csv")[0]
+    assert float(tuned["val_transverse_rms_ratio"]) < float(scratch["val_transverse_rms_ratio"])
+    with pytest.raises(NearsightError, match="another network shape"):
+        train(base_config(data, tmp_path / "wide", hidden=[32, 24], init=base))
+    with pytest.raises(NearsightError, match="another descriptor"):
+        train(base_config(data, tmp_path / "desc", descriptor={"cutoff": 2.2}, init=base))
+    with pytest.raises(NearsightError, match="does not exist"):
+        train(base_config(data, tmp_path / "none", init=str(tmp_path / "missing.pt")))
+    assert all(_no_output(tmp_path / d) for d in ("wide", "desc", "none"))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,4 +1,4 @@
-"""``nearsight train CONFIG.yaml``: train a Behler–Parrinello model (config keys: nearsight.training.train)."""
+"""``nearsight train CONFIG.yaml``: train a Behler–Parrinello or message-passing model (config keys: nearsight.training.train)."""
 from __future__ import annotations
 
 

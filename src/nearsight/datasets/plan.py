@@ -5,7 +5,8 @@ checkout) and ``configs/systems/*.yaml`` (system files, :mod:`.systems`: each sp
 ``configs/train/NAME.yaml`` every dataset it names (training and held-out) that is missing is generated first from
 the spec that writes it; a spec that relabels another needs that dataset first, and one with a ``driver`` model
 file (an ML model that integrates the quenches, whose frames the solver labels) needs that model: if the file is
-missing, the training config that writes it is trained first, the same way. :func:`plan` lists the steps.
+missing, the training config that writes it is trained first, the same way. A training that fine-tunes
+(``init: MODEL.pt``) needs its init model the same way. :func:`plan` lists the steps.
 """
 from __future__ import annotations
 
@@ -115,20 +116,27 @@ def plan(checkout: Checkout, train_config: str, missing_only: bool = True) -> li
             need_dataset(os.path.normpath(os.path.join(system.root, cfg["source"])), chain + (maker,))
         driver = cfg.get("driver")
         if isinstance(driver, str) and driver.endswith(".pt"):
-            dpath = os.path.normpath(os.path.join(system.root, driver))
-            if not (missing_only and os.path.exists(dpath)):
-                trainer = checkout.trainers.get(dpath)
-                if trainer is None:
-                    raise NearsightError(f"spec {spec} of {sys_path} is driven by {driver!r}, and no "
-                                         f"configs/train/*.yaml writes that model")
-                need_training(trainer, chain + (maker,))
+            need_model(os.path.normpath(os.path.join(system.root, driver)), chain + (maker,),
+                       f"spec {spec} of {sys_path} is driven by {driver!r}")
         step = Step("generate", sys_path, spec)
         if step not in steps:
             steps.append(step)
 
+    def need_model(mpath, chain, who):
+        if missing_only and os.path.exists(mpath):
+            return
+        trainer = checkout.trainers.get(mpath)
+        if trainer is None:
+            raise NearsightError(f"{who}, and no configs/train/*.yaml writes that model")
+        need_training(trainer, chain)
+
     def need_training(path, chain):
         check_cycle(path, chain)
         cfg = checkout.trainings[path]
+        init = cfg.get("init")
+        if isinstance(init, str):           # fine-tuning: the init model is trained first
+            need_model(checkout.path(init), chain + (path,),
+                       f"{os.path.relpath(path, checkout.root)} starts from init {init!r}")
         for d in list(cfg.get("datasets") or []) + list(cfg.get("val_datasets") or []):
             need_dataset(checkout.path(d), chain + (path,))
         step = Step("train", path)

@@ -50,6 +50,8 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
     out:             runs/model     # checkpoint.pt, metrics.csv, learning_curve.png, parity.png, NAME.pt, NAME.card.json
     name:            null           # model name (default: the out directory's name)
     resume:          true           # continue from out/checkpoint.pt if present (same settings)
+    init:            null           # fine-tuning: start from this model file's weights and normalization (same
+                                    #   family and network sizes; a fresh run only, the card records it)
     progress:        true
     device:          cpu            # cpu | cuda | cuda:N
 
@@ -103,11 +105,11 @@ DEFAULTS = {
     "lambda_start": 0.0, "lambda_end": 0.1, "lambda_ramp_epochs": None, "cache_descriptors": "auto",
     "cache_memory_gb": None, "seed": 0, "out": "runs/model", "name": None, "resume": True, "progress": True,
     "device": "cpu", "lambda_count": 1.0, "lambda_density": 0.0, "count_scale": None, "density_scale": None,
-    "filling": None, "mu": None,
+    "filling": None, "mu": None, "init": None,
 }
 #: keys whose None is meaningful (not "use the default")
 NULLABLE = ("name", "lambda_ramp_epochs", "patience", "grad_clip", "energy_scale", "cache_memory_gb", "ema",
-            "count_scale", "density_scale", "filling", "mu")
+            "count_scale", "density_scale", "filling", "mu", "init")
 #: keys that may change when a run is resumed (they do not change the optimization up to rounding)
 RESUMABLE = ("epochs", "patience", "resume", "progress", "device", "out", "cache_descriptors", "cache_memory_gb",
              "external_every")
@@ -195,6 +197,8 @@ def check_config(config: dict) -> dict:
     if c["cache_descriptors"] not in ("auto", True, False, "true", "false"):
         raise NearsightError(f"cache_descriptors must be auto, true or false, got {c['cache_descriptors']!r}")
     dtype_from_name(c["dtype"])
+    if c["init"] is not None and not isinstance(c["init"], str):
+        raise NearsightError(f"init must be the path of a model file (fine-tuning), got {c['init']!r}")
     if c["name"] is None:
         c["name"] = Path(c["out"]).name or "model"
     if not str(c["name"]).replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -270,6 +274,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE)
+    init = _init_state(c, fam) if c["init"] is not None and ck is None else None
     mu_model = fam.mu_input is not None
     par.check(c, mu_model)
     use_cache = False if mu_model or par.active else dcache.resolve(c, fam, data, dtype)
@@ -296,6 +301,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
             plateau.load_state_dict(ck["plateau"])
         es.load_state_dict(ck["early_stopping"])
         history, start, stopped = list(ck["history"]), int(ck["epoch"]), bool(ck.get("stopped"))
+    elif init is not None:
+        learn.load_state_dict(init)     # weights and normalization of the init model (fine-tuning)
     else:
         fam.normalize(data)
     ema = make_ema(c, learn)
@@ -460,6 +467,36 @@ def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: 
     plot_learning_curve(history, out / "learning_curve.png")
     plot_parity(kept, out / "parity.png", held)
     return path
+
+
+def _init_state(c: dict, fam) -> dict:
+    """The state of ``c['init']`` for this run's network, checked before anything is written: same family, same
+    mu conditioning and the same parameter shapes, else a one-line error."""
+    from ..ml.cards import read_model_file
+    path = c["init"]
+    if not Path(path).is_file():
+        raise NearsightError(f"init model file {path!r} does not exist; give the path of a trained NAME.pt")
+    payload = read_model_file(path)
+    family = payload.get("family", "bp")
+    if family != c["family"]:
+        raise NearsightError(f"init model {path!r} is family {family!r} but this config trains "
+                             f"{c['family']!r}; fine-tune within one family")
+    if bool(payload["card"].get("mu_conditioned")) != (fam.mu_input is not None):
+        raise NearsightError(f"init model {path!r} and these datasets differ in mu conditioning (mu-window labels "
+                             f"train a mu-conditioned model); use a model trained on the same kind of labels")
+    if family == "bp" and payload["descriptor"] != next(iter(fam.descs.values())).config():
+        raise NearsightError(f"init model {path!r} has another descriptor than this config; set the same "
+                             f"descriptor options as the init model")
+    if family == "mpnn" and payload["network"] != fam.learn.config():
+        raise NearsightError(f"init model {path!r} has another network than this config; set the same mpnn / "
+                             f"hidden / activation / dtype as the init model")
+    mine = fam.learn.state_dict()
+    theirs = payload["state_dict"]
+    bad = sorted(set(mine) ^ set(theirs)) or [k for k in mine if tuple(mine[k].shape) != tuple(theirs[k].shape)]
+    if bad:
+        raise NearsightError(f"init model {path!r} has another network shape than this config (first difference: "
+                             f"{bad[0]}); set the same descriptor / hidden / mpnn sizes as the init model")
+    return {k: v.to(mine[k].dtype) for k, v in theirs.items()}
 
 
 def _count_scales(c: dict, data: TrainingData) -> tuple[float, float]:
