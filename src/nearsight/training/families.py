@@ -17,11 +17,13 @@ line through the label counts per site), and the energy reference is the mean of
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..errors import NearsightError
 from ..ml.canonical import MuModel
-from ..ml.cards import save_model
+from ..ml.cards import read_model_file, save_model
 from ..ml.network import DTYPES, SiteEnergyModel, SiteMLP
 
 
@@ -167,3 +169,32 @@ def build_family(c: dict, data):
     if c["family"] not in FAMILIES:
         raise NearsightError(f"family must be one of {', '.join(FAMILIES)}, got {c['family']!r}")
     return FAMILIES[c["family"]](c, data)
+
+
+def init_state(path: str, family_name: str, fam) -> dict:
+    """The state of the model file ``path`` (a training config's ``init``) for ``fam``'s network, checked before
+    anything is written: same family, mu conditioning, descriptor or network and parameter shapes, else a one-line
+    error."""
+    if not Path(path).is_file():
+        raise NearsightError(f"init model file {path!r} does not exist; give the path of a trained NAME.pt")
+    payload = read_model_file(path)
+    family = payload.get("family", "bp")
+    if family != family_name:
+        raise NearsightError(f"init model {path!r} is family {family!r} but this config trains "
+                             f"{family_name!r}; fine-tune within one family")
+    if bool(payload["card"].get("mu_conditioned")) != (fam.mu_input is not None):
+        raise NearsightError(f"init model {path!r} and these datasets differ in mu conditioning (mu-window labels "
+                             f"train a mu-conditioned model); use a model trained on the same kind of labels")
+    if family == "bp" and payload["descriptor"] != next(iter(fam.descs.values())).config():
+        raise NearsightError(f"init model {path!r} has another descriptor than this config; set the same "
+                             f"descriptor options as the init model")
+    if family == "mpnn" and payload["network"] != fam.learn.config():
+        raise NearsightError(f"init model {path!r} has another network than this config; set the same mpnn / "
+                             f"hidden / activation / dtype as the init model")
+    mine = fam.learn.state_dict()
+    theirs = payload["state_dict"]
+    bad = sorted(set(mine) ^ set(theirs)) or [k for k in mine if tuple(mine[k].shape) != tuple(theirs[k].shape)]
+    if bad:
+        raise NearsightError(f"init model {path!r} has another network shape than this config (first difference: "
+                             f"{bad[0]}); set the same descriptor / hidden / mpnn sizes as the init model")
+    return {k: v.to(mine[k].dtype) for k, v in theirs.items()}

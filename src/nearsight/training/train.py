@@ -86,7 +86,7 @@ from ..io import atomic_path, read_yaml
 from ..ml.network import DTYPES, dtype_from_name, energy_and_fields
 from . import cache as dcache
 from .data import TrainingData, batches, load_training_data
-from .families import FAMILIES, build_family
+from .families import FAMILIES, build_family, init_state
 from ..ml.canonical import energy_fields_count
 from .loss import Accumulator, count_loss, density_loss, frame_loss, ramp
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -274,7 +274,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE)
-    init = _init_state(c, fam) if c["init"] is not None and ck is None else None
+    init = init_state(c["init"], c["family"], fam) if c["init"] is not None and ck is None else None
     mu_model = fam.mu_input is not None
     par.check(c, mu_model)
     use_cache = False if mu_model or par.active else dcache.resolve(c, fam, data, dtype)
@@ -467,36 +467,6 @@ def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: 
     plot_learning_curve(history, out / "learning_curve.png")
     plot_parity(kept, out / "parity.png", held)
     return path
-
-
-def _init_state(c: dict, fam) -> dict:
-    """The state of ``c['init']`` for this run's network, checked before anything is written: same family, same
-    mu conditioning and the same parameter shapes, else a one-line error."""
-    from ..ml.cards import read_model_file
-    path = c["init"]
-    if not Path(path).is_file():
-        raise NearsightError(f"init model file {path!r} does not exist; give the path of a trained NAME.pt")
-    payload = read_model_file(path)
-    family = payload.get("family", "bp")
-    if family != c["family"]:
-        raise NearsightError(f"init model {path!r} is family {family!r} but this config trains "
-                             f"{c['family']!r}; fine-tune within one family")
-    if bool(payload["card"].get("mu_conditioned")) != (fam.mu_input is not None):
-        raise NearsightError(f"init model {path!r} and these datasets differ in mu conditioning (mu-window labels "
-                             f"train a mu-conditioned model); use a model trained on the same kind of labels")
-    if family == "bp" and payload["descriptor"] != next(iter(fam.descs.values())).config():
-        raise NearsightError(f"init model {path!r} has another descriptor than this config; set the same "
-                             f"descriptor options as the init model")
-    if family == "mpnn" and payload["network"] != fam.learn.config():
-        raise NearsightError(f"init model {path!r} has another network than this config; set the same mpnn / "
-                             f"hidden / activation / dtype as the init model")
-    mine = fam.learn.state_dict()
-    theirs = payload["state_dict"]
-    bad = sorted(set(mine) ^ set(theirs)) or [k for k in mine if tuple(mine[k].shape) != tuple(theirs[k].shape)]
-    if bad:
-        raise NearsightError(f"init model {path!r} has another network shape than this config (first difference: "
-                             f"{bad[0]}); set the same descriptor / hidden / mpnn sizes as the init model")
-    return {k: v.to(mine[k].dtype) for k, v in theirs.items()}
 
 
 def _count_scales(c: dict, data: TrainingData) -> tuple[float, float]:
