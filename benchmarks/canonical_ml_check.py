@@ -18,15 +18,17 @@ frames beside it, so "nothing is lost in grand-canonical mode" is a side-by-side
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from nearsight import Lattice
 from nearsight.fields import transverse_rms_ratio
-from nearsight.io import read_dataset
+from nearsight.io import atomic_path, read_dataset
 from nearsight.ml import MLProvider, load_model
 
 
@@ -57,7 +59,8 @@ def check_grand(model_path: str, path: str, split_time: float, batch: int, refer
     return out
 
 
-def check(model_path: str, path: str, split_time: float, batch: int, reference: str | None = None) -> dict:
+def check(model_path: str, path: str, split_time: float, batch: int, reference: str | None = None,
+          frames_csv: str | None = None) -> dict:
     arrays, attrs = read_dataset(path)
     if attrs.get("filling") is None or "mu" not in arrays:
         raise SystemExit(f"{path}: not a canonical ED dataset with per-frame mu (filling {attrs.get('filling')})")
@@ -74,9 +77,21 @@ def check(model_path: str, path: str, split_time: float, batch: int, reference: 
         hs.append(r.fields.numpy())
         evals.append(can.last_evaluations)
     sec = time.perf_counter() - t0
+    ng = []
     for i in range(len(S)):                   # grand canonical at ED's mu*, one frame at a time
-        hg.append(MLProvider(net, lat, mu=float(np.clip(mu_ed[i], *net.window)))(S[i]).fields.numpy())
+        rg = MLProvider(net, lat, mu=float(np.clip(mu_ed[i], *net.window)))(S[i])
+        hg.append(rg.fields.numpy())
+        ng.append(float(rg.extras["n_electrons"].reshape(-1)[0]))
     mu_ml, n_ml, h_ml, h_g = np.concatenate(mus), np.concatenate(ns), np.concatenate(hs), np.stack(hg)
+    # the count error at ED's mu* (per site) and the model's dN/dmu between the two mu: mu* error = count error / slope
+    dn_g = (np.asarray(ng) - can.n_electrons) / lat.N
+    if frames_csv:
+        per_site_err = [transverse_rms_ratio(h_ml[i:i + 1], h_ed[i:i + 1], S[i:i + 1]) for i in range(len(S))]
+        with atomic_path(frames_csv) as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["frame", "time", "mu_ed", "mu_ml", "count_err_per_site_at_mu_ed", "field_error"])
+            w.writerows([i, float(t[i]), float(mu_ed[i]), float(mu_ml[i]), float(dn_g[i]), float(per_site_err[i])]
+                        for i in range(len(S)))
     dis = t < split_time
     ratio = lambda m, h: transverse_rms_ratio(h[m], h_ed[m], S[m]) if m.any() else float("nan")  # noqa: E731
     ref = {}
@@ -93,6 +108,8 @@ def check(model_path: str, path: str, split_time: float, batch: int, reference: 
             "field_ratio": ratio(np.ones(len(S), bool), h_ml), "field_ratio_disordered": ratio(dis, h_ml),
             "field_ratio_ordered": ratio(~dis, h_ml), "frames_disordered": int(dis.sum()),
             "field_ratio_grand_at_ed_mu": ratio(np.ones(len(S), bool), h_g),
+            "count_err_per_site_at_ed_mu_rms": float(np.sqrt((dn_g ** 2).mean())),
+            "count_err_per_site_at_ed_mu_max": float(np.abs(dn_g).max()),
             "seconds_canonical": sec, "newton_evaluations_last_batch": evals[-1]}
 
 
@@ -102,6 +119,9 @@ def main() -> None:
     p.add_argument("datasets", nargs="+")
     p.add_argument("--split-time", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--frames", default=None, metavar="PREFIX",
+                   help="canonical datasets: write PREFIX_<dataset>.csv, one row per frame (time, ED's and the "
+                        "model's mu*, the model's count error per site at ED's mu*, the field error)")
     p.add_argument("--reference", default=None, help="a second model scored beside --model on the same frames, in its card's ensemble "
                                                         "(fixed-mu datasets: at the dataset's mu)")
     a = p.parse_args()
@@ -110,7 +130,8 @@ def main() -> None:
         if read_dataset(d)[1].get("mu") is not None:
             print(json.dumps(check_grand(a.model, d, a.split_time, a.batch, a.reference), indent=1))
         else:
-            print(json.dumps(check(a.model, d, a.split_time, a.batch, a.reference), indent=1))
+            frames = f"{a.frames}_{Path(d).stem}.csv" if a.frames else None
+            print(json.dumps(check(a.model, d, a.split_time, a.batch, a.reference, frames), indent=1))
 
 
 if __name__ == "__main__":
