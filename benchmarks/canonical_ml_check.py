@@ -59,6 +59,29 @@ def check_grand(model_path: str, path: str, split_time: float, batch: int, refer
     return out
 
 
+def plot_frames(t, dmu, dn, path: str, title: str) -> None:
+    """Per frame against time: the ``mu*`` error, the count error per site at ED's ``mu*``, and the model's secant
+    ``dN/dmu`` per site between the two (``-dn / dmu``; frames with ``|dmu| < 1e-3`` left out): the ``mu*`` error is
+    the count error over that slope."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.4))
+    ax[0].plot(t, np.abs(dmu), "o", ms=3)
+    ax[0].axhline(0.02, color="k", ls=":", lw=1, label="0.02 (issue 22)")
+    ax[0].set(xlabel="t", ylabel="|mu*_ML - mu*_ED|", title=title)
+    ax[0].legend(fontsize=8)
+    ax[1].plot(t, np.abs(dn), "o", ms=3)
+    ax[1].set(xlabel="t", ylabel="|N_ML(mu*_ED) - N_e| / N", title="count error at ED's mu*")
+    ok = np.abs(dmu) >= 1e-3
+    ax[2].semilogy(t[ok], -dn[ok] / dmu[ok], "o", ms=3)
+    ax[2].set(xlabel="t", ylabel="dN/dmu per site (secant)", title="compressibility")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def check(model_path: str, path: str, split_time: float, batch: int, reference: str | None = None,
           frames_csv: str | None = None) -> dict:
     arrays, attrs = read_dataset(path)
@@ -92,6 +115,7 @@ def check(model_path: str, path: str, split_time: float, batch: int, reference: 
             w.writerow(["frame", "time", "mu_ed", "mu_ml", "count_err_per_site_at_mu_ed", "field_error"])
             w.writerows([i, float(t[i]), float(mu_ed[i]), float(mu_ml[i]), float(dn_g[i]), float(per_site_err[i])]
                         for i in range(len(S)))
+        plot_frames(t, mu_ml - mu_ed, dn_g, frames_csv[:-4] + ".png", f"{Path(path).stem}: {lat.L1}x{lat.L2}")
     dis = t < split_time
     ratio = lambda m, h: transverse_rms_ratio(h[m], h_ed[m], S[m]) if m.any() else float("nan")  # noqa: E731
     ref = {}
@@ -121,7 +145,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--frames", default=None, metavar="PREFIX",
                    help="canonical datasets: write PREFIX_<dataset>.csv, one row per frame (time, ED's and the "
-                        "model's mu*, the model's count error per site at ED's mu*, the field error)")
+                        "model's mu*, the model's count error per site at ED's mu*, the field error), and "
+                        "PREFIX_<dataset>.png (those against time, with the secant dN/dmu)")
     p.add_argument("--reference", default=None, help="a second model scored beside --model on the same frames, in its card's ensemble "
                                                         "(fixed-mu datasets: at the dataset's mu)")
     a = p.parse_args()
