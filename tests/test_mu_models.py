@@ -202,18 +202,62 @@ def frames_of(rng, n):
 
 # ----------------------------------------------------------------------------------------- failures
 def test_solve_count_on_analytic_counts():
-    """Newton converges on a smooth increasing count, fails clearly outside the window and on a decreasing one."""
+    """The secant solve converges on a smooth increasing count from a cold start (no slope) and from a slope guess,
+    measures dN/dmu at mu*, and fails clearly outside the window and on a decreasing count (also when the start is
+    already the root: the slope is then measured by one more evaluation)."""
     mu0 = torch.tensor([0.3, -0.8], dtype=torch.float64)
+    root = float(np.arctanh(0.25))
 
     def count(m):                                             # N = 10 + 4 tanh(m), dN/dmu = 4 / cosh^2
-        return 10 + 4 * torch.tanh(m), 4 / torch.cosh(m) ** 2
-    mu, n, dn, its = solve_count(count, 11.0, (-2.0, 2.0), mu0)
-    assert torch.allclose(mu, torch.full_like(mu, float(np.arctanh(0.25))), rtol=0, atol=1e-10)
-    assert float((n - 11).abs().max()) <= COUNT_TOL * 11 and its < 10
+        return 10 + 4 * torch.tanh(m)
+    for guess in (None, torch.full((2,), 1.0, dtype=torch.float64)):
+        mu, n, dn, its = solve_count(count, 11.0, (-2.0, 2.0), mu0, slope_start=guess)
+        assert torch.allclose(mu, torch.full_like(mu, root), rtol=0, atol=1e-10)
+        assert float((n - 11).abs().max()) <= COUNT_TOL * 11 and its < 12
+        assert torch.allclose(dn, torch.full_like(dn, 4 / np.cosh(root) ** 2), rtol=1e-4, atol=0)
+    # a count with its exact slope: Newton proper, the slope returned is the exact one
+    mu, n, dn, its = solve_count(lambda m: (count(m), 4 / torch.cosh(m) ** 2), 11.0, (-2.0, 2.0), mu0)
+    assert torch.allclose(mu, torch.full_like(mu, root), rtol=0, atol=1e-10) and its < 10
+    assert torch.allclose(dn, 4 / torch.cosh(mu) ** 2, rtol=1e-12, atol=0)
+    # warm start at the root with the previous call's slope: one evaluation, the slope carried over
+    mu1, _, dn1, its1 = solve_count(count, 11.0, (-2.0, 2.0), mu, slope_start=dn, slope_verified=True)
+    assert its1 == 1 and torch.equal(mu1, mu) and torch.equal(dn1, dn)
     with pytest.raises(NearsightError, match="no chemical potential in the model's trained window"):
         solve_count(count, 13.99, (-2.0, 2.0), mu0)
     with pytest.raises(NearsightError, match="not increasing in mu"):
-        solve_count(lambda m: (10 - m, -torch.ones_like(m)), 10.0, (-1.0, 1.0), torch.zeros(1, dtype=torch.float64))
+        solve_count(lambda m: 10 - m, 10.0, (-1.0, 1.0), torch.zeros(1, dtype=torch.float64))
+    with pytest.raises(NearsightError, match="not increasing in mu"):
+        solve_count(lambda m: 10 - m, 10.0, (-1.0, 1.0), torch.zeros(1, dtype=torch.float64),
+                    slope_start=torch.ones(1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_canonical_slope_is_the_double_backward_one(models, fam, frames):
+    """The solve's dN/dmu at mu* (a secant, or a probe) agrees with the exact second derivative of the model."""
+    from nearsight.ml.canonical import count_and_slope
+    can = MLProvider(models[fam], lattice(), filling=0.485)
+    r = can(frames)
+    f = can.model.energy_function(torch.as_tensor(frames).to(can.model.dtype))
+    _, exact = count_and_slope(lambda x: f(x, detached=True), r.extras["mu"])
+    assert torch.allclose(torch.as_tensor(can.warm_state()["slope"]), exact, rtol=2e-2, atol=0)
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_canonical_ml_run_resumes_bit_for_bit(models, fam, frames, tmp_path):
+    """A killed canonical ML-LLG run, resumed by a new process (a new provider: no warm mu* in memory), is the
+    uninterrupted run bit for bit: the checkpoint keeps the solve's warm start."""
+    from nearsight.dynamics import run_llg
+    from nearsight.trajectory import read_trajectory
+    kw = dict(steps=10, dt=0.05, alpha=0.3, kT=0.02, seed=4, every=3, progress=False)
+    s0 = torch.as_tensor(frames[:2])
+    full, part = str(tmp_path / "full.h5"), str(tmp_path / "part.h5")
+    run_llg(MLProvider(models[fam], lattice(), filling=0.485), s0, out=full, **kw)
+    run_llg(MLProvider(models[fam], lattice(), filling=0.485), s0, out=part, stop_after=4, **kw)
+    run_llg(MLProvider(models[fam], lattice(), filling=0.485), s0, out=part, resume=True, **kw)
+    a, _ = read_trajectory(full)
+    b, _ = read_trajectory(part)
+    for k in ("spins", "energy", "fields", "mu", "n_electrons"):
+        assert np.array_equal(a[k], b[k]), k
 
 
 def test_impossible_filling_and_mu_outside_the_window_are_errors(models, frames):

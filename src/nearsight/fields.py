@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .errors import NearsightError, as_spins
@@ -61,6 +62,18 @@ class FieldProvider(abc.ABC):
     @abc.abstractmethod
     def _compute(self, spins: torch.Tensor) -> FieldResult:
         ...
+
+    def warm_state(self) -> dict[str, np.ndarray]:
+        """What the next evaluation starts from besides the spins (e.g. the canonical ML solve's previous ``mu*``):
+        float64 arrays by name, saved in a trajectory's checkpoint so that a resumed run is bit for bit the
+        uninterrupted one. Stateless providers (the default) have none."""
+        return {}
+
+    def set_warm_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`warm_state` (resume); an empty ``state`` is a cold start."""
+        if state:
+            raise NearsightError(f"the {self.name} provider keeps no warm state, but the checkpoint holds "
+                                 f"{sorted(state)}: the run was made with another provider; resume it with that one")
 
     def describe(self) -> dict:
         """Parameters written to trajectories and datasets as attributes."""
@@ -120,6 +133,20 @@ class SumProvider(FieldProvider):
             energy, fields = energy + r.energy.to(torch.float64), fields + r.fields.to(torch.float64)
             extras.update(r.extras)
         return FieldResult(energy, fields, extras)
+
+    def warm_state(self) -> dict:
+        return {f"{k}.{name}": v for k, p in enumerate(self.parts) for name, v in p.warm_state().items()}
+
+    def set_warm_state(self, state: dict) -> None:
+        parts = [{} for _ in self.parts]
+        for key, v in state.items():
+            k, _, name = key.partition(".")
+            if not (k.isdigit() and int(k) < len(self.parts) and name):
+                raise NearsightError(f"the checkpoint's provider state {key!r} does not belong to this sum of "
+                                     f"{len(self.parts)} providers: resume with the providers that made the run")
+            parts[int(k)][name] = v
+        for p, st in zip(self.parts, parts):
+            p.set_warm_state(st)
 
     def describe(self) -> dict:
         d = {}

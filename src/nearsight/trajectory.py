@@ -25,6 +25,8 @@ from .runtime import PROVENANCE_KEYS, provenance
 
 
 CORE = ("spins", "fields", "energy", "time", "step")    # datasets every trajectory has (fields optional)
+#: checkpoint entries that hold the field provider's warm state (``provider.NAME``)
+PROVIDER_KEY = "provider."
 
 
 # ---------------------------------------------------------------------------------------------- locking
@@ -258,12 +260,13 @@ class TrajectoryWriter:
         return self._ck is None and self._n == self.n_total and bool(self.f.attrs.get("complete"))
 
     def resume_state(self) -> dict:
-        """The checkpoint: spins, rng_state, step, time, n_frames."""
+        """The checkpoint: spins, rng_state, step, time, n_frames, provider_state."""
         ck = self._ck
         if ck is None:
             raise NearsightError(f"{self.partial!r} is complete; nothing to resume")
         return {"spins": ck["spins"], "rng_state": ck["rng_state"], "step": int(ck["step"]),
-                "time": float(ck["time"]), "n_frames": int(ck["n_frames"])}
+                "time": float(ck["time"]), "n_frames": int(ck["n_frames"]),
+                "provider_state": {k[len(PROVIDER_KEY):]: v for k, v in ck.items() if k.startswith(PROVIDER_KEY)}}
 
     def append(self, step: int, time: float, spins, energy, fields=None, extras: dict | None = None) -> None:
         """Write frame ``n`` into its slot. ``extras`` (name -> ``[B]`` numbers) are kept per frame: the names of
@@ -296,8 +299,10 @@ class TrajectoryWriter:
             self._slots(k, (self.n_total, *shape), "f8")
         self.f.attrs["frame_extras"] = np.array(names, dtype=h5py.string_dtype())
 
-    def checkpoint(self, spins, rng_state, step: int, time: float) -> None:
-        """Flush the frames, then commit the state at ``step`` (after the frames so far) atomically."""
+    def checkpoint(self, spins, rng_state, step: int, time: float, provider_state: dict | None = None) -> None:
+        """Flush the frames, then commit the state at ``step`` (after the frames so far) atomically, with the field
+        provider's warm state (:meth:`~nearsight.fields.FieldProvider.warm_state`) that step's evaluation starts
+        from."""
         n = self._n
         last_step, last_digest = (self._last if n and getattr(self, "_last", None) else
                                   (int(self.f["step"][n - 1]), _digest(self.f["spins"][n - 1])) if n else (-1, ""))
@@ -307,7 +312,9 @@ class TrajectoryWriter:
             with open(tmp, "wb") as fh:
                 np.savez(fh, spins=np.asarray(spins, dtype=np.float64), rng_state=np.asarray(rng_state, np.uint8),
                          step=np.int64(step), time=np.float64(time), n_frames=np.int64(n),
-                         last_step=np.int64(last_step), last_digest=np.str_(last_digest))
+                         last_step=np.int64(last_step), last_digest=np.str_(last_digest),
+                         **{PROVIDER_KEY + k: np.asarray(v, dtype=np.float64)
+                            for k, v in (provider_state or {}).items()})
             os.replace(tmp, self.ckpt)
         except H5_ERRORS as exc:
             _remove(tmp)

@@ -112,6 +112,7 @@ def run_llg(provider: FieldProvider, spins0, *, steps: int, dt: float, alpha: fl
                 ck = writer.resume_state()
                 gen.set_state(torch.as_tensor(ck["rng_state"], dtype=torch.uint8))
                 state = LLGState(torch.as_tensor(ck["spins"], device=provider.device), ck["time"], ck["step"], gen)
+                provider.set_warm_state(ck["provider_state"])     # the solve starts where it did: bit for bit
         return _loop(provider, integ, state, writer, steps, every, observers, progress, stop_after, flag, out)
 
 
@@ -125,12 +126,13 @@ def _loop(provider, integ, state, writer, steps, every, observers, progress, sto
     finished = False
     try:
         while True:
+            warm = provider.warm_state() if writer is not None else None   # what this evaluation starts from
             result = provider.compute(state.spins)
             if state.step == first:
                 _check_stability(result, state.spins, integ)
             is_frame = state.step % every == 0 or state.step == steps
             if is_frame and written == _frame_index(state.step, steps, every):
-                _record(res, writer, state, result, observers, bar)
+                _record(res, writer, state, result, observers, bar, warm)
                 written += 1
             if state.step >= steps:
                 finished = True
@@ -138,7 +140,7 @@ def _loop(provider, integ, state, writer, steps, every, observers, progress, sto
             if flag["hits"] or (stop_after is not None and state.step - first >= stop_after):
                 if writer is not None:
                     writer.checkpoint(state.spins.detach().cpu().numpy(), state.generator.get_state().numpy(),
-                                      state.step, state.time)
+                                      state.step, state.time, warm)
                 if flag["hits"]:
                     raise RunInterrupted(f"interrupted at step {state.step} of {steps}" + (
                         f"; resume with --resume ({writer.partial!r} holds the run)" if writer is not None else ""))
@@ -172,7 +174,7 @@ def _check_stability(result, spins: torch.Tensor, integ) -> None:
              f"inaccurate or unstable: use dt <= {MAX_ROTATION / rate:.3g}")
 
 
-def _record(res: RunResult, writer, state: LLGState, result, observers, bar) -> None:
+def _record(res: RunResult, writer, state: LLGState, result, observers, bar, warm=None) -> None:
     e = result.energy.detach().cpu().numpy()
     res.times.append(state.time)
     res.energies.append(e)
@@ -188,7 +190,7 @@ def _record(res: RunResult, writer, state: LLGState, result, observers, bar) -> 
         fields = result.fields.detach().cpu().numpy() if "fields" in writer.f else None
         spins = state.spins.detach().cpu().numpy()
         writer.append(state.step, state.time, spins, e, fields, extras=per_replica_numbers(result, e.shape))
-        writer.checkpoint(spins, state.generator.get_state().numpy(), state.step, state.time)
+        writer.checkpoint(spins, state.generator.get_state().numpy(), state.step, state.time, warm)
 
 
 def per_replica_numbers(result, shape) -> dict:

@@ -13,8 +13,8 @@ on the card as ``mu_input``; :class:`MuModel` wraps the network with them. The e
 
 **Grand canonical** at a given ``mu``: fields ``-dOmega/dS`` at that ``mu`` and the count ``N = -dOmega/dmu``.
 **Canonical** at ``N_e`` electrons: :func:`solve_count` finds, per configuration, the ``mu*`` in the trained window
-with ``N(S, mu*) = N_e`` (safeguarded Newton with ``dN/dmu`` by double backward, bisection fallback, stopped when
-``|N - N_e| <= tol N_e``); the fields are the grand-canonical ones at ``mu*`` and the energy is the free energy
+with ``N(S, mu*) = N_e`` (safeguarded secant — Newton steps with the slope of the last two counts, no second
+derivative — with a bisection fallback, stopped when ``|N - N_e| <= tol N_e``); the fields are the grand-canonical ones at ``mu*`` and the energy is the free energy
 ``F = Omega(mu*) + mu* N_e`` (``dF/dS = dOmega/dS`` at ``mu*``). A filling not reached inside the window, a solve
 that does not converge, or ``dN/dmu <= 0`` at ``mu*`` (a learned Omega that is not concave in ``mu``: the solve is
 ill-posed there) raise :class:`NearsightError` — never a silent result.
@@ -152,7 +152,8 @@ def energy_fields_count(model: MuModel, spins: torch.Tensor, mu, *, create_graph
 
 
 def count_and_slope(f, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``N = -dOmega/dmu`` and ``dN/dmu = -d2 Omega/dmu2`` ``[B]`` (float64, detached) of ``f(mu) -> Omega [B]``."""
+    """``N = -dOmega/dmu`` and ``dN/dmu = -d2 Omega/dmu2`` ``[B]`` (float64, detached) of ``f(mu) -> Omega [B]``
+    by a double backward (the concavity check of a trained model; the canonical solve uses secants instead)."""
     with torch.enable_grad():
         m = mu.detach().clone().requires_grad_(True)
         (g,) = torch.autograd.grad(f(m).sum(), m, create_graph=True)
@@ -166,58 +167,87 @@ def count_and_slope(f, mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def solve_count(count, target: float, window: tuple[float, float], mu_start: torch.Tensor, *,
-                tol: float = COUNT_TOL, max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+                slope_start: torch.Tensor | None = None, slope_verified: bool = False, tol: float = COUNT_TOL,
+                max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Per configuration, the ``mu*`` in ``window`` with ``N(mu*) = target`` to ``|N - target| <= tol target``.
 
-    ``count(mu [B]) -> (N [B], dN/dmu [B])``. Safeguarded Newton: each evaluation shrinks a bracket ``[a, b]``
-    (``N(a) < target < N(b)`` as far as evaluated, starting from the window), the Newton step is taken when
-    ``dN/dmu > 0`` and it lands strictly inside the bracket, else the bracket is bisected. Starts at ``mu_start``
-    (the previous call's ``mu*``: warm start). Returns ``(mu*, N(mu*), dN/dmu(mu*), evaluations)``; raises
-    :class:`NearsightError` when the window does not reach the target, the solve does not converge, or
-    ``dN/dmu <= 0`` at ``mu*``.
+    ``count(mu [B]) -> N [B]``: the count only, no second derivative (a double backward through a message-passing
+    network in float64 costs about 2.5 evaluations); a ``count`` that returns ``(N, dN/dmu)`` gets Newton's method
+    with that slope instead (``benchmarks/bench_canonical.py`` compares the two). Safeguarded secant: each evaluation shrinks a bracket ``[a, b]``
+    (``N(a) < target < N(b)`` as far as evaluated, starting from the window); the step is Newton's with the slope
+    of the last two evaluations (the first with ``slope_start``, e.g. the previous call's ``dN/dmu``; none: bisection),
+    taken when the slope is positive and the step lands strictly inside the bracket, else the bracket is bisected.
+    Starts at ``mu_start`` (the previous call's ``mu*``: warm start).
+
+    Returns ``(mu*, N(mu*), dN/dmu, evaluations)``. ``dN/dmu`` is the secant of the last two evaluations; a
+    configuration that converged at its first evaluation keeps ``slope_start`` if ``slope_verified`` (it was measured
+    by the previous call), else one more evaluation at ``mu* + h`` measures it. Raises :class:`NearsightError` when
+    the window does not reach the target, the solve does not converge, or ``dN/dmu <= 0`` at ``mu*``.
     """
     lo, hi = float(window[0]), float(window[1])
     mu = mu_start.detach().to(torch.float64).clamp(lo, hi).clone()
     B = mu.shape[0]
     a, b = torch.full_like(mu, lo), torch.full_like(mu, hi)
     done = torch.zeros(B, dtype=torch.bool, device=mu.device)
-    n_out, dn_out = torch.zeros_like(mu), torch.zeros_like(mu)
+    slope = (torch.full_like(mu, math.nan) if slope_start is None
+             else slope_start.detach().to(device=mu.device, dtype=torch.float64).expand(B).clone())
+    measured = torch.full_like(done, bool(slope_verified and slope_start is not None))
+    n_out = torch.zeros_like(mu)
     atol = tol * abs(float(target))
     width_floor = 4 * torch.finfo(torch.float64).eps * max(abs(lo), abs(hi), 1.0)
+    prev_mu = prev_n = None
     for it in range(1, max_iter + 1):
-        n, dn = count(mu)
+        n = count(mu)
+        if isinstance(n, tuple):                              # an exact dN/dmu with the count: Newton proper
+            n, exact = n
+            slope, measured = torch.where(done, slope, exact), torch.ones_like(measured)
+        elif prev_mu is not None:                             # the secant of this and the previous evaluation
+            dm = mu - prev_mu
+            moved = ~done & (dm != 0)
+            slope = torch.where(moved, (n - prev_n) / torch.where(moved, dm, torch.ones_like(dm)), slope)
+            measured = measured | moved
         r = n - target
         ok = ~done & (r.abs() <= atol)
-        n_out, dn_out = torch.where(ok, n, n_out), torch.where(ok, dn, dn_out)
+        n_out = torch.where(ok, n, n_out)
         done = done | ok
         if bool(done.all()):
             break
         low = r < 0                                           # too few electrons: mu* lies above
         a = torch.where(~done & low, torch.maximum(a, mu), a)
         b = torch.where(~done & ~low, torch.minimum(b, mu), b)
-        newton = mu - r / dn
-        good = (dn > 0) & (newton > a) & (newton < b) & torch.isfinite(newton)
+        newton = mu - r / slope
+        good = (slope > 0) & (newton > a) & (newton < b) & torch.isfinite(newton)
         step = torch.where(good, newton, 0.5 * (a + b))
+        prev_mu, prev_n = mu, n
         mu = torch.where(done, mu, step)
         if bool(((b - a) <= width_floor)[~done].any()):
             break
     if not bool(done.all()):
-        _fail(count, target, (lo, hi), mu, done, n, tol)
-    bad = dn_out <= 0
+        _fail(lambda m: _count_only(count(m)), target, (lo, hi), mu, done, n, tol)
+    if not bool(measured.all()):                              # converged at the first evaluation: measure dN/dmu
+        h = 1e-5 * (hi - lo)
+        probe = torch.where(measured, mu, torch.where(mu + h <= hi, mu + h, mu - h))
+        n_p = _count_only(count(probe))
+        it += 1
+        slope = torch.where(measured, slope, (n_p - n_out) / torch.where(measured, torch.ones_like(mu), probe - mu))
+    bad = ~(slope > 0)
     if bool(bad.any()):
         k = int(bad.nonzero()[0])
         raise NearsightError(f"the learned count is not increasing in mu at mu* = {float(mu[k]):.6g} (configuration "
-                             f"{k}: dN/dmu = {float(dn_out[k]):.3g} <= 0): the learned grand potential is not concave "
+                             f"{k}: dN/dmu = {float(slope[k]):.3g} <= 0): the learned grand potential is not concave "
                              f"in mu there, so the canonical solve is ill-posed; retrain with more mu-window data or a "
                              f"larger lambda_count")
-    return mu, n_out, dn_out, it
+    return mu, n_out, slope, it
+
+
+def _count_only(out):
+    return out[0] if isinstance(out, tuple) else out
 
 
 def _fail(count, target, window, mu, done, n, tol) -> None:
     k = int((~done).nonzero()[0])
     lo, hi = window
-    edges = torch.tensor([lo, hi], dtype=torch.float64, device=mu.device)
-    n_edge = [float(count(torch.full_like(mu, e))[0][k]) for e in edges]
+    n_edge = [float(count(torch.full_like(mu, e))[k]) for e in (lo, hi)]
     if not n_edge[0] <= target <= n_edge[1]:
         raise NearsightError(f"no chemical potential in the model's trained window [{lo:g}, {hi:g}] gives "
                              f"N_e = {target:g} electrons on configuration {k}: N ranges from {n_edge[0]:.6g} to "
@@ -229,17 +259,52 @@ def _fail(count, target, window, mu, done, n, tol) -> None:
 
 
 def evaluate_canonical(model: MuModel, spins: torch.Tensor, n_electrons: float, mu_start: torch.Tensor, *,
-                       tol: float = COUNT_TOL):
-    """Canonical evaluation of one batch: ``(F [B], fields [B, N, 3], mu* [B], N [B], evaluations)`` with
-    ``F = Omega(mu*) + mu* N_e`` and the fields ``-dOmega/dS`` at ``mu*`` (module docstring)."""
+                       slope_start: torch.Tensor | None = None, tol: float = COUNT_TOL):
+    """Canonical evaluation of one batch: ``(F [B], fields [B, N, 3], mu* [B], N [B], dN/dmu [B], evaluations)``
+    with ``F = Omega(mu*) + mu* N_e`` and the fields ``-dOmega/dS`` at ``mu*`` (module docstring).
+
+    ``slope_start``: the previous call's ``dN/dmu`` (warm start; otherwise the baseline's ``chi_ref N`` is the first
+    guess and the slope is measured). BP: the descriptor is evaluated once and only its head is iterated (Newton with
+    the head's exact ``dN/dmu``, a double backward through the MLP alone), the fields come from one more backward at
+    ``mu*``. Message passing: every evaluation is the whole network, so each returns
+    the count and the fields together (one backward to ``mu`` and the spins) and the fields of the evaluation at
+    ``mu*`` are kept: no evaluation after the solve."""
+    ne = float(n_electrons)
+    B, N = spins.shape[:2]
+    guess = (torch.full((B,), model.chi_ref * N, dtype=torch.float64, device=spins.device)
+             if slope_start is None else slope_start)
     with torch.enable_grad():
         s = spins.detach().requires_grad_(True)
         f = model.energy_function(s)
-        mu, n, _, iters = solve_count(lambda m: count_and_slope(lambda x: f(x, detached=True), m),
-                                      float(n_electrons), model.window, mu_start, tol=tol)
-        omega = f(mu)
-        (g,) = torch.autograd.grad(omega.sum(), s)
-    return (omega.detach() + mu * float(n_electrons)), -g.detach(), mu, n, iters
+        if model.family == "bp":       # the MLP head alone is iterated: its exact dN/dmu is cheap (Newton proper)
+            def count(mu):
+                return count_and_slope(lambda x: f(x, detached=True), mu)
+            mu, n, slope, iters = solve_count(count, ne, model.window, mu_start, slope_start=guess,
+                                              slope_verified=slope_start is not None, tol=tol)
+            omega = f(mu)
+            (g,) = torch.autograd.grad(omega.sum(), s)
+            return omega.detach() + mu * ne, -g.detach(), mu, n, slope, iters
+        records = []
+
+        def count(mu):
+            m = mu.detach().clone().requires_grad_(True)
+            omega = f(m)
+            gs, gm = torch.autograd.grad(omega.sum(), [s, m])
+            records.append((mu.detach().clone(), omega.detach(), gs.detach()))
+            return (-gm).detach().to(torch.float64)
+        mu, n, slope, iters = solve_count(count, ne, model.window, mu_start, slope_start=guess,
+                                          slope_verified=slope_start is not None, tol=tol)
+    # the evaluation at each configuration's mu*: the last one at exactly that mu (converged configurations are
+    # evaluated again at their mu* while the others iterate, and a slope probe moves only the unmeasured ones)
+    omega, grad = torch.empty_like(mu), torch.empty_like(records[0][2])
+    found = torch.zeros_like(mu, dtype=torch.bool)
+    for m_r, o_r, g_r in reversed(records):
+        take = ~found & (m_r == mu)
+        omega, found = torch.where(take, o_r.to(omega.dtype), omega), found | take
+        grad = torch.where(take[:, None, None], g_r, grad)
+        if bool(found.all()):
+            break
+    return omega + mu * ne, -grad, mu, n, slope, iters
 
 
 def evaluate_grand(model: MuModel, spins: torch.Tensor, mu: torch.Tensor):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 
 from ..errors import NearsightError
@@ -58,7 +59,7 @@ class MLProvider(FieldProvider):
         self.card = self.model.card
         self.chunk = max(1, int(chunk))
         self.site_chunk = max(1, int(site_chunk))
-        self.mu, self.filling, self.n_electrons, self._mu_prev = None, None, None, None
+        self.mu, self.filling, self.n_electrons, self._mu_prev, self._slope_prev = None, None, None, None, None
         self.mu_tol = float(mu_tol)
         if isinstance(self.model, MuModel):
             if globals is not None:
@@ -160,15 +161,18 @@ class MLProvider(FieldProvider):
         canonical = self.n_electrons is not None
         if canonical:
             prev = self._mu_prev
-            start = (prev if prev is not None and prev.shape[0] == B and prev.device == s.device
-                     else torch.full((B,), self.model.mu0, dtype=torch.float64, device=s.device))
-        out = {k: [] for k in ("e", "h", "mu", "n")}
+            warm = prev is not None and prev.shape[0] == B and prev.device == s.device
+            start = prev if warm else torch.full((B,), self.model.mu0, dtype=torch.float64, device=s.device)
+            slopes = self._slope_prev if warm else None
+        out = {k: [] for k in ("e", "h", "mu", "n", "dn")}
         for k0 in range(0, B, per_call):
             part = s[k0:k0 + per_call]
             if canonical:
-                e, h, mu, n, iters = evaluate_canonical(self.model, part, self.n_electrons,
-                                                        start[k0:k0 + per_call], tol=self.mu_tol)
+                e, h, mu, n, dn, iters = evaluate_canonical(
+                    self.model, part, self.n_electrons, start[k0:k0 + per_call], tol=self.mu_tol,
+                    slope_start=None if slopes is None else slopes[k0:k0 + per_call])
                 self.last_evaluations = iters
+                out["dn"].append(dn)
             else:
                 mu = torch.full((part.shape[0],), self.mu, dtype=torch.float64, device=s.device)
                 e, h, n = evaluate_grand(self.model, part, mu)
@@ -176,9 +180,26 @@ class MLProvider(FieldProvider):
                 out[key].append(v)
         mu, n = torch.cat(out["mu"]).to(torch.float64), torch.cat(out["n"]).to(torch.float64)
         if canonical:
-            self._mu_prev = mu.detach().clone()
+            self._mu_prev, self._slope_prev = mu.detach().clone(), torch.cat(out["dn"]).detach().clone()
         return FieldResult(torch.cat(out["e"]).to(torch.float64), torch.cat(out["h"]).to(torch.float64),
                            {"mu": mu, "n_electrons": n})
+
+    def warm_state(self) -> dict:
+        """The canonical solve's start: the previous call's ``mu*`` and ``dN/dmu`` per configuration (none in the
+        grand-canonical mode, or before the first canonical call)."""
+        if self._mu_prev is None:
+            return {}
+        return {"mu": self._mu_prev.cpu().numpy().copy(), "slope": self._slope_prev.cpu().numpy().copy()}
+
+    def set_warm_state(self, state: dict) -> None:
+        if not state:
+            self._mu_prev = self._slope_prev = None
+            return
+        if self.n_electrons is None or set(state) != {"mu", "slope"}:
+            raise NearsightError(f"the checkpoint's provider state {sorted(state)} is not a canonical ML solve's "
+                                 f"(mu, slope): resume the run with the provider and ensemble that made it")
+        self._mu_prev, self._slope_prev = (torch.as_tensor(np.asarray(state[k], dtype=np.float64),
+                                                           device=self._device).clone() for k in ("mu", "slope"))
 
     def describe(self) -> dict:
         phys = {k: v for k, v in physics_of(self.card).items() if v is not None}
