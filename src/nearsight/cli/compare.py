@@ -6,6 +6,12 @@ from ..analysis.compare import SETTINGS
 from ..errors import NearsightError
 
 
+#: what each ensemble setting means (its default is shown by the formatter)
+SETTING_HELP = {"size": "lattice side L (L x L sites)", "replicas": "replicas per ensemble", "steps": "LLG steps",
+                "every": "record the observables every k steps", "dt": "time step (hbar/t)",
+                "alpha": "Gilbert damping", "bath_kT": "bath temperature of the stochastic LLG",
+                "seed": "seed of the initial spins and the noise"}
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="ensemble dynamics of an ML model (or KPM) against ED, with z-scores",
                               description=__doc__.splitlines()[0])
@@ -14,7 +20,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--moments", type=int, default=None, help="KPM moments (default: the provider's)")
     p.add_argument("--probe-distance", dest="probe_distance", default=None, help="KPM probing distance")
     for k, v in SETTINGS.items():
-        p.add_argument(f"--{k.replace('_', '-')}", dest=k, type=type(v), default=v, help=f"(default {v})")
+        p.add_argument(f"--{k.replace('_', '-')}", dest=k, type=type(v), default=v, help=SETTING_HELP.get(k, k))
     ens = p.add_mutually_exclusive_group()
     ens.add_argument("--mu", type=float, default=None,
                      help="both ensembles grand canonical at this mu (default: the card's ensemble; a model with "
