@@ -1,5 +1,8 @@
 """Canonical filling through mu (issue 22): ED's count and local densities, N = -dOmega/dmu, the canonical field
 as the grand-canonical field at the solved mu*, and datasets labelled at a per-frame mu drawn from a window."""
+import shutil
+
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -174,3 +177,48 @@ def test_cli_generate_mu_window(tmp_path):
     b, bt = read_dataset(out)
     assert np.array_equal(a["mu"], window_mu((-4.4, -4.0), 5, 0, 3)) and at["mu_window"] == [-4.4, -4.0]
     assert np.array_equal(b["mu"], window_mu((-4.4, -4.0), 6, 0, 3)) and bt["mu_window_seed"] == 6
+
+
+@pytest.mark.parametrize("kind", ["square", "triangular"])
+def test_compressibility_is_dN_dmu(kind, rng):
+    """dn_dmu = sum_n f (1 - f) / kT is dN/dmu at fixed spins: central differences of the count (h = 1e-4:
+    truncation ~ h^2 N'''/6, ~1e-8 relative); none at kT = 0, where N(mu) is a staircase."""
+    lat = Lattice(kind, 4, 4)
+    ed = EDProvider(lat, SDModel(J=2.0, t2=0.1, mu=0.0, kT=0.1))
+    S = random_spins(lat.N, rng, batch=2)
+    mu = np.array([-1.3, 0.7])
+    h = 1e-4
+    r = ed.at_mu(S, mu)
+    d = (ed.at_mu(S, mu + h).extras["n_electrons"] - ed.at_mu(S, mu - h).extras["n_electrons"]).numpy() / (2 * h)
+    c = r.extras["dn_dmu"].numpy()
+    assert c.shape == (2,) and np.all(c > 0.1)
+    assert np.abs(d - c).max() / c.max() < 1e-6, (d, c)
+    assert "dn_dmu" not in EDProvider(lat, SDModel(J=2.0, mu=0.0, kT=0.0)).at_mu(S, mu).extras
+
+
+def test_relabel_at_the_source_mu_adds_dn_dmu_and_keeps_the_labels(tmp_path, capsys):
+    """--source-mu: the same labels at the same per-frame mu (bit for bit), now with dn_dmu; refused for a source
+    not labelled over a window, and together with a new window."""
+    lat = Lattice("square", 4, 4)
+    ed = EDProvider(lat, SDModel(J=6.0, filling=0.375, kT=0.1))
+    src, out = str(tmp_path / "s.h5"), str(tmp_path / "r.h5")
+    generate_dataset(ed, src, mu_window=(-4.4, -3.9), **GEN)
+    a, at = read_dataset(src)
+    old = str(tmp_path / "old.h5")                     # a dataset made before dn_dmu existed
+    shutil.copy(src, old)
+    with h5py.File(old, "a") as f:
+        del f["dn_dmu"]
+    relabel_dataset(ed, old, out, source_mu=True, progress=False)
+    b, bt = read_dataset(out)
+    for k in ("spins", "fields", "energy", "mu", "n_electrons", "site_density", "dn_dmu", "trajectory", "time"):
+        assert np.array_equal(a[k], b[k]), k
+    assert bt["mu_window"] == at["mu_window"] and bt["mu_window_seed"] == at["mu_window_seed"]
+    canon = str(tmp_path / "c.h5")
+    generate_dataset(ed, canon, **GEN)
+    with pytest.raises(NearsightError, match="source_mu needs a source labelled over a mu window"):
+        relabel_dataset(ed, canon, str(tmp_path / "x.h5"), source_mu=True, progress=False)
+    with pytest.raises(NearsightError, match="not both"):
+        relabel_dataset(ed, src, str(tmp_path / "x.h5"), source_mu=True, mu_window=(-4.4, -3.9), progress=False)
+    assert main(["generate", "--lattice", "square", "--size", "4", "--source-mu", "--out", str(tmp_path / "x.h5")]) != 0
+    assert "give --source DATASET" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()

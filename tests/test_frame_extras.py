@@ -20,7 +20,8 @@ def test_canonical_ed_run_records_mu_and_count_per_frame_and_resumes_exactly(tmp
     full = str(tmp_path / "full.h5")
     run_llg(p, s0, out=full, **kw)
     a, attrs = read_trajectory(full)
-    assert list(attrs["frame_extras"]) == ["mu", "n_electrons"]
+    assert list(attrs["frame_extras"]) == ["dn_dmu", "mu", "n_electrons"]      # dn_dmu: ED at kT > 0
+    assert a["dn_dmu"].shape == (4, 2) and (a["dn_dmu"] > 0).all()
     assert a["mu"].shape == a["energy"].shape == (4, 2)
     # every frame's count is the canonical one; mu is the one ED solved for those spins (recomputed here)
     assert np.allclose(a["n_electrons"], 0.375 * 2 * lat.N, rtol=0, atol=1e-8)
@@ -33,7 +34,7 @@ def test_canonical_ed_run_records_mu_and_count_per_frame_and_resumes_exactly(tmp
     run_llg(p, s0, out=part, stop_after=5, **kw)
     run_llg(p, s0, out=part, resume=True, **kw)
     b, _ = read_trajectory(part)
-    for k in ("spins", "energy", "mu", "n_electrons"):
+    for k in ("spins", "energy", "mu", "n_electrons", "dn_dmu"):
         assert np.array_equal(a[k], b[k]), k
 
 

@@ -299,6 +299,52 @@ def test_training_config_refusals(window_data, tmp_path):
         train({**base, "cache_descriptors": True})
 
 
+def test_count_loss_in_mu_units(window_data, tmp_path):
+    """count_loss: mu weighs each frame's count error by (c0 / c_b)^2 (c_b = dn_dmu / N, c0 its median): the term is
+    (c0 dmu)^2 with dmu = dN / (dN/dmu). A run with it logs the implied mu error of its validation frames; labels
+    without dn_dmu are refused with the command that adds it; an older checkpoint without the key resumes."""
+    import csv
+    from nearsight.training.data import load_frames
+    from nearsight.training.loss import count_loss, count_weights
+    fs = load_frames(window_data)[0]
+    assert fs.dn_dmu is not None and bool((fs.dn_dmu > 0).all())
+    c = fs.dn_dmu / fs.lattice.N
+    c0 = float(c.median())
+    (w,) = count_weights([fs], 1e9)
+    assert torch.allclose(w, (c0 / c) ** 2, rtol=1e-14, atol=0)
+    (wc,) = count_weights([fs], 2.0)
+    assert float(wc.max()) == 2.0 and torch.equal(wc, w.clamp(max=2.0))
+    dn = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    ref = fs.n_electrons[:2]
+    got = count_loss(ref + dn, ref, fs.lattice.N, 0.5, w[:2])
+    dmu = dn / fs.dn_dmu[:2]
+    assert torch.allclose(got, (c0 * dmu).pow(2).mean() / 0.25, rtol=1e-12, atol=0)
+    cfg = {"datasets": [window_data], **FAMILIES["mpnn"], "epochs": 2, "batch_size": 8, "dtype": "float64",
+           "count_loss": "mu", "out": str(tmp_path / "mu"), "progress": False}
+    train(cfg)
+    rows = list(csv.DictReader(open(tmp_path / "mu" / "metrics.csv")))
+    assert len(rows) == 2 and all(float(r["val_implied_mu_rmse"]) > 0 for r in rows)
+    # a checkpoint written before count_loss existed resumes when the run uses the default
+    ck_path = tmp_path / "mu" / "checkpoint.pt"
+    ck = torch.load(ck_path, weights_only=True)
+    del ck["config"]["count_loss"]
+    torch.save(ck, ck_path)
+    with pytest.raises(NearsightError, match="different settings"):         # it was made with the default, count
+        train({**cfg, "epochs": 3})
+    train({**cfg, "count_loss": "count", "epochs": 3})
+    # labels without dn_dmu
+    old = str(tmp_path / "old.h5")
+    import shutil
+    import h5py
+    shutil.copy(window_data, old)
+    with h5py.File(old, "a") as f:
+        del f["dn_dmu"]
+    with pytest.raises(NearsightError, match="--source-mu"):
+        train({**cfg, "datasets": [old], "out": str(tmp_path / "old")})
+    with pytest.raises(NearsightError, match="count_loss must be one of"):
+        train({**cfg, "count_loss": "density", "out": str(tmp_path / "bad")})
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def test_fields_command_in_both_ensembles(models, frames, tmp_path):
     from nearsight.cli import main

@@ -21,7 +21,7 @@ from .common import (DeprecatedAlias, add_physics_args, add_solver_args, check_r
 ALIASES = {"kTs": "bath_kT"}
 DEFAULTS = {"bath_kT": "0.005,0.02,0.05", "replicas": 4, "steps": 400, "every": 20, "skip": 0, "dt": 0.05,
             "alpha": 0.5, "scheme": "heun", "seed": 0, "initial": "random", "noise": 0.0, "out": "dataset.h5",
-            "driver": None, "source": None, "mu_window": None}
+            "driver": None, "source": None, "mu_window": None, "source_mu": False}
 
 
 def add_parser(sub):
@@ -52,6 +52,9 @@ def add_parser(sub):
                    help="relabel the configurations of this dataset instead of running quenches")
     g.add_argument("--mu-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="label each frame grand-canonically at its own mu drawn (seeded) from [LO, HI]")
+    g.add_argument("--source-mu", dest="source_mu", action="store_true", default=None,
+                   help="with --source: label each frame at the source's own per-frame mu (e.g. to add the "
+                        "dn_dmu labels to an older window dataset)")
     g.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out")
     show_defaults(p, DEFAULTS)
     p.set_defaults(func=run, _types=schema(p, DEFAULTS))
@@ -82,11 +85,14 @@ def run(args) -> int:
         kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
     except ValueError:
         raise NearsightError(f"--bath-kT must be numbers separated by commas, got {kTs!r}") from None
+    if cfg["source_mu"] and cfg["source"] is None:
+        raise NearsightError("--source-mu relabels a dataset at its own per-frame mu: give --source DATASET")
     provider = provider_from(cfg)
     if cfg["source"] is not None:
         if cfg["driver"] is not None:
             raise NearsightError("give either source (relabel a dataset) or driver (run quenches), not both")
-        out = relabel_dataset(provider, cfg["source"], cfg["out"], mu_window=cfg["mu_window"], seed=cfg["seed"])
+        out = relabel_dataset(provider, cfg["source"], cfg["out"], mu_window=cfg["mu_window"], seed=cfg["seed"],
+                              source_mu=bool(cfg["source_mu"]))
         print(f"dataset -> {out}")
         return 0
     driver = None

@@ -16,7 +16,8 @@ electronic temperature, ensemble or solver).
 
 Besides ``energy`` and ``fields`` a dataset stores, per frame, the label extras the provider gives (ED gives all
 three, float64): ``mu [F]`` (the chemical potential of the labels; the solved ``mu*`` in canonical mode),
-``n_electrons [F]`` (``N = -dOmega/dmu``) and ``site_density [F, N]`` (``n_i``, summing to ``N``).
+``n_electrons [F]`` (``N = -dOmega/dmu``), ``site_density [F, N]`` (``n_i``, summing to ``N``) and, at ``kT > 0``,
+``dn_dmu [F]`` (the compressibility ``dN/dmu`` at the labels' ``mu``: it turns a count error into a ``mu`` error).
 
 **Labels over a window of mu** (``mu_window=(lo, hi)``, issue 22): every kept frame is labelled grand-canonically
 (energy ``Omega(mu)`` plus Zeeman, fields at fixed ``mu``) at its own ``mu``, drawn uniformly from the window by
@@ -45,7 +46,7 @@ from ..states import make_state
 
 
 #: per-frame label extras stored next to energy and fields when the provider returns them
-LABEL_EXTRAS = ("mu", "n_electrons", "site_density")
+LABEL_EXTRAS = ("mu", "n_electrons", "site_density", "dn_dmu")
 
 
 def parse_mu_window(value) -> tuple[float, float] | None:
@@ -156,20 +157,32 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
 
 
 def relabel_dataset(provider: FieldProvider, source: str, out: str, *, mu_window=None, seed: int = 0,
-                    label_batch: int = 16, progress: bool = True) -> str:
+                    source_mu: bool = False, label_batch: int = 16, progress: bool = True) -> str:
     """Write ``out``: the configurations of the dataset ``source`` with ``provider``'s exact labels. The sampling
     record (trajectory ids, times, bath temperatures, generator settings) is kept; the physics attributes are
     the provider's, and ``source`` names where the configurations came from (its ensemble as ``source_mu`` /
     ``source_filling``). With ``mu_window`` every frame is labelled at its own ``mu`` (module docstring; block 0,
-    seeded by ``seed``) and the provider's own ``mu`` / filling are not used."""
-    window = _check_window(provider, mu_window)
+    seeded by ``seed``) and the provider's own ``mu`` / filling are not used. ``source_mu=True`` labels every frame
+    at the ``mu`` the source's labels have (its per-frame ``mu``, and its ``mu_window`` / seed are kept): the same
+    labels again, e.g. with extras the source was made without (``dn_dmu``)."""
     check_writable(out)
     arrays, attrs = read_dataset(source)
     lat = provider.lattice
     if (attrs.get("lattice"), attrs.get("L1"), attrs.get("L2")) != (lat.kind, lat.L1, lat.L2):
         raise NearsightError(f"{source!r} holds {attrs.get('lattice')} {attrs.get('L1')}x{attrs.get('L2')} "
                              f"configurations but the labels are asked for {lat!r}; give the source's lattice and size")
-    mu = None if window is None else window_mu(window, seed, 0, len(arrays["spins"]))
+    if source_mu:
+        if mu_window is not None:
+            raise NearsightError("give mu_window (draw new mu) or source_mu (keep the source's), not both")
+        if "mu" not in arrays or attrs.get("mu_window") is None:
+            raise NearsightError(f"source_mu needs a source labelled over a mu window (per-frame mu); {source!r} "
+                                 f"is not: relabel it with mu_window or at the provider's own mu / filling")
+        mu = np.asarray(arrays["mu"], dtype=np.float64)
+        window = _check_window(provider, attrs["mu_window"])
+        seed = int(attrs.get("mu_window_seed", seed))
+    else:
+        window = _check_window(provider, mu_window)
+        mu = None if window is None else window_mu(window, seed, 0, len(arrays["spins"]))
     fields, energy, extras = _label(provider, arrays["spins"], label_batch, progress, mu)
     # replaced by the new labels'
     physics = {"provider", "kind", "mu_window", "mu_window_seed", *(f.name for f in dataclasses.fields(SDModel))}

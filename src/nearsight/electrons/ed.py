@@ -9,7 +9,8 @@ occupations ``f_n`` (see :mod:`nearsight.ensemble`) the on-site density matrix i
 Every evaluation also returns, in ``FieldResult.extras`` (float64): the chemical potential ``mu [B]`` (the given one,
 or in canonical mode the solved ``mu*`` with ``N(mu*) = N_e``), the electron count
 ``n_electrons [B] = sum_n f(eps_n - mu) = -dOmega/dmu`` and the local densities
-``site_density [B, N] = n_i = sum_s <c+_is c_is>`` (``sum_i n_i = N``). :meth:`EDProvider.at_mu` evaluates
+``site_density [B, N] = n_i = sum_s <c+_is c_is>`` (``sum_i n_i = N``) and, at ``kT > 0``, the compressibility
+``dn_dmu [B] = dN/dmu = sum_n f_n (1 - f_n) / kT`` at that ``mu`` (at fixed spins). :meth:`EDProvider.at_mu` evaluates
 grand-canonically at a chemical potential per configuration, whatever the model's ensemble (labels over a window
 of ``mu``; the canonical field is the grand-canonical one at ``mu*``).
 
@@ -89,6 +90,8 @@ class EDProvider(FieldProvider):
         energy = e_el + zeeman_energy(m, spins)
         density = torch.diagonal(rho, dim1=-2, dim2=-1).sum(-1).real
         extras = {"mu": mu, "n_electrons": f.sum(-1), "site_density": density}
+        if m.kT > 0:          # the compressibility dN/dmu = sum_n f_n (1 - f_n) / kT (a sum of deltas at kT = 0)
+            extras["dn_dmu"] = (f * (1.0 - f)).sum(-1) / m.kT
         if self.observables:
             extras.update(charge=density, spin_density=mag, eigenvalues=eps)
         return FieldResult(energy, fields, extras)

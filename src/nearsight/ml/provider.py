@@ -11,7 +11,8 @@ A **mu-conditioned** model (:mod:`nearsight.ml.canonical`, trained over a window
 ensemble: ``mu=`` (grand canonical: fields at that ``mu``, energy ``Omega(mu)``) or ``filling=`` (canonical:
 ``mu*`` solved per configuration at every evaluation, warm-started from the previous call's, to
 ``|N - N_e| <= mu_tol N_e``; fields at ``mu*``, energy ``F = Omega(mu*) + mu* N_e``); neither: the card's default.
-Both return extras ``mu [B]`` and ``n_electrons [B]`` (``N = -dOmega/dmu``). The canonical solve runs in float64
+Both return extras ``mu [B]`` and ``n_electrons [B]`` (``N = -dOmega/dmu``); canonical mode also ``dn_dmu [B]``, the
+learned compressibility at ``mu*`` (the solve's slope). The canonical solve runs in float64
 (a float32 model is evaluated with its weights cast to float64 in that mode: the count must resolve 1e-10 N_e).
 A model without the mu input runs only in its card's ensemble (another ``mu`` / filling is refused).
 """
@@ -181,8 +182,10 @@ class MLProvider(FieldProvider):
         mu, n = torch.cat(out["mu"]).to(torch.float64), torch.cat(out["n"]).to(torch.float64)
         if canonical:
             self._mu_prev, self._slope_prev = mu.detach().clone(), torch.cat(out["dn"]).detach().clone()
-        return FieldResult(torch.cat(out["e"]).to(torch.float64), torch.cat(out["h"]).to(torch.float64),
-                           {"mu": mu, "n_electrons": n})
+        extras = {"mu": mu, "n_electrons": n}
+        if canonical:        # the learned compressibility at mu* (the solve's slope: exact for BP, a secant for MPNN)
+            extras["dn_dmu"] = self._slope_prev.clone()
+        return FieldResult(torch.cat(out["e"]).to(torch.float64), torch.cat(out["h"]).to(torch.float64), extras)
 
     def warm_state(self) -> dict:
         """The canonical solve's start: the previous call's ``mu*`` and ``dN/dmu`` per configuration (none in the

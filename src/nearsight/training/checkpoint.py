@@ -17,9 +17,10 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, c: dict, resumable=()) -> dict | None:
+def load_checkpoint(path: Path, c: dict, resumable=(), defaults: dict | None = None) -> dict | None:
     """The checkpoint at ``path`` if ``c['resume']`` and it exists; its config must equal ``c`` except for the
-    keys in ``resumable`` (epochs, output, device, ...)."""
+    keys in ``resumable`` (epochs, output, device, ...). A key the checkpoint's config lacks (added to the
+    program after the run started) counts as its value in ``defaults``, the behaviour the run was made with."""
     if not path.exists() or not c["resume"]:
         return None
     try:
@@ -30,7 +31,8 @@ def load_checkpoint(path: Path, c: dict, resumable=()) -> dict | None:
     if not isinstance(ck, dict) or not NEEDED <= set(ck):
         raise NearsightError(f"checkpoint {str(path)!r} is incomplete or from another program or version; delete "
                              f"it or set resume: false")
-    old = {k: v for k, v in ck["config"].items() if k not in resumable}
+    old = {**{k: v for k, v in (defaults or {}).items() if k not in ck["config"]}, **ck["config"]}
+    old = {k: v for k, v in old.items() if k not in resumable}
     new = {k: v for k, v in c.items() if k not in resumable}
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:

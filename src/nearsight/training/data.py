@@ -11,7 +11,8 @@ fractions): the learning curves of :mod:`.curves`. Files may have different latt
 
 **Datasets labelled over a window of mu** (attribute ``mu_window``, docs/canonical.md) carry per frame the
 chemical potential of the labels ``mu [F]``, the count ``n_electrons [F]`` and, from ED, the local densities
-``site_density [F, N]``; they are read into the FrameSet and train a mu-conditioned model. The files of one run
+``site_density [F, N]`` and compressibility ``dn_dmu [F]``; they are read into the FrameSet and train a mu-conditioned
+model. The files of one run
 are either all such datasets or none; ``physics["mu_window"]`` is the hull of the windows of ``datasets`` (the
 range the model is trained on; ``val_datasets`` do not widen it).
 """
@@ -32,7 +33,7 @@ from .metrics import ordered_start
 #: physics attributes that must agree across every file of a training run (None = absent)
 PHYSICS = ("lattice", "J", "t", "t2", "B", "kT", "mu", "filling")
 #: per-frame arrays of datasets labelled over a mu window (site_density optional)
-MU_ARRAYS = ("mu", "n_electrons", "site_density")
+MU_ARRAYS = ("mu", "n_electrons", "site_density", "dn_dmu")
 _DEFAULTS = {"t": 1.0, "t2": 0.0, "B": [0.0, 0.0, 0.0]}
 
 
@@ -53,6 +54,8 @@ class FrameSet:
     mu: torch.Tensor | None = None
     n_electrons: torch.Tensor | None = None
     site_density: torch.Tensor | None = None
+    #: the labels' compressibility dN/dmu [F] at their mu (ED at kT > 0; None in datasets made before it)
+    dn_dmu: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.ordered_start is None:
@@ -176,10 +179,10 @@ def load_frames(path: str) -> tuple[FrameSet, dict, str]:
 def _mu_arrays(arrays: dict, path: str, F: int, N: int) -> dict:
     """The per-frame mu, count and (optional) site densities of a mu-window dataset, checked."""
     out = {}
-    for k, shape in (("mu", (F,)), ("n_electrons", (F,)), ("site_density", (F, N))):
+    for k, shape in (("mu", (F,)), ("n_electrons", (F,)), ("site_density", (F, N)), ("dn_dmu", (F,))):
         a = arrays.get(k)
         if a is None:
-            if k == "site_density":
+            if k in ("site_density", "dn_dmu"):
                 out[k] = None
                 continue
             raise NearsightError(f"dataset {path!r} records a mu_window but no per-frame {k!r}; regenerate it with "

@@ -21,6 +21,11 @@ the local counts ``n_i = -d eps_i/dmu`` against the labels' ``n_electrons`` and 
     L_count   = < ((N_pred - N_ref) / N)^2 >_frames / count_scale^2            (weight lambda_count)
     L_density = < (n_i,pred - n_i,ref)^2 >_sites / density_scale^2            (weight lambda_density)
 
+With ``count_loss: mu`` each frame's count term is weighted by ``(c0 / c_b)^2`` (at most ``count_weight_max``),
+``c_b`` the label's compressibility ``dN/dmu`` per site and ``c0`` its median (:func:`count_weights`): the term becomes the error of
+``mu`` the count error implies, ``dmu = dN / (dN/dmu)`` — what the canonical solve turns a count error into —
+so frames of small compressibility (an ordered Néel background) weigh more.
+
 ``count_scale`` / ``density_scale`` default to the spread (std) of the training counts per site / site densities,
 so 1 is a model that knows only the mean. The reported figure of merit everywhere is the transverse-field RMS ratio
 ``RMS(h_perp_ML - h_perp_ref) / RMS(h_perp_ref)``: 1 for a zero-field predictor, 0 for a perfect one.
@@ -66,9 +71,29 @@ def frame_loss(h_pred, h_ref, e_pred, e_ref, spins, *, lam: float, floor_per_sit
     return f + lam * e, f, e
 
 
-def count_loss(n_pred: torch.Tensor, n_ref: torch.Tensor, n_sites: int, count_scale: float) -> torch.Tensor:
-    """``L_count`` of one batch (module docstring): counts ``[B]``."""
-    return (((n_pred - n_ref.to(n_pred.dtype)) / n_sites).pow(2)).mean() / float(count_scale) ** 2
+def count_loss(n_pred: torch.Tensor, n_ref: torch.Tensor, n_sites: int, count_scale: float,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``L_count`` of one batch (module docstring): counts ``[B]``; ``weights [B]`` (``count_loss: mu``, from
+    :func:`count_weights`) multiply each frame's term."""
+    sq = ((n_pred - n_ref.to(n_pred.dtype)) / n_sites).pow(2)
+    if weights is not None:
+        sq = sq * weights.to(sq.dtype)
+    return sq.mean() / float(count_scale) ** 2
+
+
+def count_weights(sets, cap: float) -> list[torch.Tensor]:
+    """Per-frame weights of the count term in the ``mu`` form, one tensor per frame set: ``min((c0 / c_b)^2, cap)``
+    with ``c_b`` the label's compressibility per site ``dn_dmu / N`` and ``c0`` its median over all ``sets`` — so
+    ``w_b (dN_b / N)^2 = (c0 dmu_b)^2``, the count error as the error of ``mu`` it implies (``dmu = dN / (dN/dmu)``),
+    and a frame of median compressibility weighs 1 as in the ``count`` form. The cap keeps the few frames whose
+    label ``mu`` sits in a gap of the spectrum (``N(mu)`` flat: ``c_b`` down to 1/30 of the median on the canonical
+    data, a weight of 1000) from carrying the term."""
+    c = [fs.dn_dmu / fs.lattice.N for fs in sets]
+    flat = torch.cat(c)
+    if not bool((flat > 0).all()) or not bool(torch.isfinite(flat).all()):
+        raise ValueError("count weights need a positive finite dn_dmu on every frame")
+    c0 = float(flat.median())
+    return [(c0 / x).pow(2).clamp(max=float(cap)) for x in c]
 
 
 def density_loss(ni_pred: torch.Tensor, ni_ref: torch.Tensor, density_scale: float) -> torch.Tensor:

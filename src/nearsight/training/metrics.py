@@ -75,21 +75,30 @@ def evaluate(models: dict, sets: list, device, dtype, split_time: float = SPLIT_
 
 def count_errors(models: dict, sets: list, device, dtype, *, slopes: bool = False, grid_points: int = 9) -> dict:
     """Count error of a mu-conditioned model on frames at their own mu: RMS of ``(N_pred - N_ref)/N`` and the
-    largest ``|N_pred - N_ref|/N``; with ``slopes`` also the smallest ``dN/dmu`` per site met on these frames over
+    largest ``|N_pred - N_ref|/N``; on frames whose labels carry ``dn_dmu``, also the RMS and largest ``mu`` error the
+    count error implies, ``(N_pred - N_ref) / (dN/dmu)`` (``implied_mu_*``); with ``slopes`` also the smallest ``dN/dmu`` per site met on these frames over
     ``grid_points`` values of mu spanning the window (``> 0`` everywhere: the canonical solve is well posed)."""
     sq, worst, frames, slope = 0.0, 0.0, 0, math.inf
+    mu_sq, mu_worst, mu_frames = 0.0, 0.0, 0
     for fs in sets:
         m = models[fs.lattice]
         for sl in torch.split(torch.arange(len(fs)), 16):
             _, _, n, _ = energy_fields_count(m, fs.spins[sl].to(device, dtype), fs.mu[sl].to(device))
             d = (n.double().cpu() - fs.n_electrons[sl]) / fs.lattice.N
             sq, worst, frames = sq + float(d.pow(2).sum()), max(worst, float(d.abs().max())), frames + len(sl)
+            if fs.dn_dmu is not None:          # the mu error the count error implies: dN / (dN/dmu)
+                dmu = d * fs.lattice.N / fs.dn_dmu[sl]
+                mu_sq, mu_worst = mu_sq + float(dmu.pow(2).sum()), max(mu_worst, float(dmu.abs().max()))
+                mu_frames += len(sl)
             if slopes:
                 lo, hi = m.window
                 grid = np.linspace(lo, hi, grid_points)
                 slope = min(slope, float(count_slopes(m, fs.spins[sl].to(device, dtype), grid).min()) / fs.lattice.N)
     out = {"count_rmse_per_site": math.sqrt(sq / frames) if frames else float("nan"),
            "count_max_error_per_site": worst if frames else float("nan"), "n_frames": frames}
+    if mu_frames:
+        out.update(implied_mu_rmse=math.sqrt(mu_sq / mu_frames), implied_mu_max_error=mu_worst,
+                   n_frames_with_dn_dmu=mu_frames)
     if slopes:
         out["min_dN_dmu_per_site"] = slope if frames else float("nan")
     return out

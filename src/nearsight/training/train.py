@@ -39,6 +39,11 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
     lambda_end:      0.1            # ... to lambda_end ...
     lambda_ramp_epochs: null        # ... over this many epochs (null: half of epochs)
     lambda_count:    1.0            # mu-window data: weight of the count term N = -dOmega/dmu (loss.py)
+    count_loss:      count          # count: the count error per site | mu: the count error as a mu error,
+                                    #   dN / (dN/dmu) with the labels' dn_dmu (frames of small compressibility,
+                                    #   where a count error moves mu* most, weigh more; loss.py)
+    count_weight_max: 25.0          # count_loss mu: the largest frame weight (c0/c_b)^2 (frames with dN/dmu down
+                                    #   to a fifth of the median count fully)
     lambda_density:  0.0            # mu-window data, bp: weight of the site counts n_i = -d eps_i/dmu
     count_scale:     null           # per-site scale of the count term (null: std of the training counts per site)
     density_scale:   null           # scale of the site-count term (null: std of the training site densities)
@@ -88,7 +93,7 @@ from . import cache as dcache
 from .data import TrainingData, batches, load_training_data
 from .families import FAMILIES, build_family, init_state
 from ..ml.canonical import energy_fields_count
-from .loss import Accumulator, count_loss, density_loss, frame_loss, ramp
+from .loss import Accumulator, count_loss, count_weights, density_loss, frame_loss, ramp
 from .checkpoint import load_checkpoint, save_checkpoint
 from .parallel import DataParallel
 from .metrics import KINDS, SPLIT_TIME, count_errors, disordered_mask, evaluate
@@ -104,7 +109,9 @@ DEFAULTS = {
     "loss_floor": 0.01, "weight_disordered": 1.0, "split_time": SPLIT_TIME, "energy_scale": None,
     "lambda_start": 0.0, "lambda_end": 0.1, "lambda_ramp_epochs": None, "cache_descriptors": "auto",
     "cache_memory_gb": None, "seed": 0, "out": "runs/model", "name": None, "resume": True, "progress": True,
-    "device": "cpu", "lambda_count": 1.0, "lambda_density": 0.0, "count_scale": None, "density_scale": None,
+    "device": "cpu", "lambda_count": 1.0, "count_loss": "count", "count_weight_max": 25.0,
+    "lambda_density": 0.0, "count_scale": None,
+    "density_scale": None,
     "filling": None, "mu": None, "init": None,
 }
 #: keys whose None is meaningful (not "use the default")
@@ -114,12 +121,15 @@ NULLABLE = ("name", "lambda_ramp_epochs", "patience", "grad_clip", "energy_scale
 RESUMABLE = ("epochs", "patience", "resume", "progress", "device", "out", "cache_descriptors", "cache_memory_gb",
              "external_every")
 CHECKPOINT = "checkpoint.pt"
+#: forms of the count term (loss.py): the count error per site, or the count error as a mu error
+COUNT_LOSSES = ("count", "mu")
 _SETS = ("val", "ext")
 METRIC_COLUMNS = (("epoch", "lr", "lambda", "train_loss", "train_field_loss", "train_energy_loss", "energy_share",
                    "grad_norm", "train_transverse_rms_ratio", "train_energy_rmse_per_site")
                   + tuple(f"{p}_{k}transverse_rms_ratio" for p in _SETS for k in ("", "disordered_", "ordered_"))
                   + ("val_transverse_rmse", "val_energy_rmse_per_site", "ext_energy_rmse_per_site", "best_epoch",
-                     "seconds", "train_count_loss", "train_density_loss", "val_count_rmse_per_site"))
+                     "seconds", "train_count_loss", "train_density_loss", "val_count_rmse_per_site",
+                     "val_implied_mu_rmse"))
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -173,6 +183,7 @@ def check_config(config: dict) -> dict:
     for k in ("lr_min_factor", "lr_gamma", "weight_decay", "lambda_start", "lambda_end", "loss_floor",
               "weight_disordered", "split_time", "lambda_count", "lambda_density"):
         _float(c, k)
+    _float(c, "count_weight_max", 1.0)
     for k in ("count_scale", "density_scale"):
         _float(c, k, nullable=True, open_lo=True)
     _float(c, "filling", 0.0, 1.0, nullable=True, open_lo=True)
@@ -188,6 +199,8 @@ def check_config(config: dict) -> dict:
         raise NearsightError("ema must be < 1 (a decay of 1 never moves the averaged weights); use e.g. 0.999")
     for k in ("grad_clip", "energy_scale", "cache_memory_gb"):
         _float(c, k, nullable=True, open_lo=True)
+    if c["count_loss"] not in COUNT_LOSSES:
+        raise NearsightError(f"count_loss must be one of {', '.join(COUNT_LOSSES)}, got {c['count_loss']!r}")
     if c["lr_schedule"] not in SCHEDULES:
         raise NearsightError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {c['lr_schedule']!r}")
     if c["optimizer"] not in OPTIMIZERS:
@@ -255,6 +268,12 @@ def _setup(c: dict):
             if any(fs.site_density is None for fs in data.train + data.val):
                 raise NearsightError("lambda_density > 0 needs site_density in every dataset (ED labels); set "
                                      "lambda_density: 0 or relabel with solver ed")
+        if c["count_loss"] == "mu":
+            missing = sorted({fs.source for fs in data.train if fs.dn_dmu is None})
+            if missing:
+                raise NearsightError(f"count_loss: mu needs the labels' dn_dmu (ED at kT > 0), which {', '.join(missing)} "
+                                     f"lack(s): add it with 'nearsight generate --solver ed ... --source FILE "
+                                     f"--source-mu --out NEW' (the same labels at the same mu) or set count_loss: count")
     if data.physics["kT"] == 0:
         warnings.warn("the labels were computed at electronic kT = 0, where canonical fields carry a global part "
                       "(docs/nearsightedness.md §3); a local model learns them poorly: label at a small kT, e.g. 0.01",
@@ -273,7 +292,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     out = Path(c["out"])
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
-    ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE)
+    ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE, DEFAULTS)
     init = init_state(c["init"], c["family"], fam) if c["init"] is not None and ck is None else None
     mu_model = fam.mu_input is not None
     par.check(c, mu_model)
@@ -315,6 +334,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     weights = [torch.as_tensor(np.where(disordered_mask(fs, c["split_time"]), c["weight_disordered"], 1.0))
                for fs in data.train]
     cscale, dscale = _count_scales(c, data) if mu_model else (1.0, 1.0)
+    cweights = (count_weights(data.train, c["count_weight_max"]) if mu_model and c["count_loss"] == "mu"
+                else None)
     per_site = mu_model and c["lambda_density"] > 0
     caches = ([dcache.JacobianCache(fam.descs[fs.lattice], fs.spins, dtype, device) for fs in data.train]
               if use_cache else None)
@@ -353,7 +374,8 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                 loss, lf, le = frame_loss(h, h_ref, e, e_ref, s, lam=lam, floor_per_site=floor, energy_scale=escale,
                                           weights=weights[k][idx].to(device))
                 if mu_model:
-                    lc = count_loss(n_pred, fs.n_electrons[idx].to(device), fs.lattice.N, cscale)
+                    lc = count_loss(n_pred, fs.n_electrons[idx].to(device), fs.lattice.N, cscale,
+                                    None if cweights is None else cweights[k][idx].to(device))
                     loss = loss + c["lambda_count"] * lc
                     if per_site:
                         ld = density_loss(ni_pred, fs.site_density[idx].to(device), dscale)
@@ -389,9 +411,10 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                             **_row("val", va), **_row("ext", ext), "best_epoch": es.best_epoch,
                             "seconds": time.perf_counter() - t0})
             if mu_model:
+                ce = count_errors(emodels, data.val, device, dtype)
                 history[-1].update(train_count_loss=m[4], train_density_loss=m[5] if per_site else None,
-                                   val_count_rmse_per_site=count_errors(emodels, data.val, device, dtype)[
-                                       "count_rmse_per_site"])
+                                   val_count_rmse_per_site=ce["count_rmse_per_site"],
+                                   val_implied_mu_rmse=ce.get("implied_mu_rmse"))
             if not math.isfinite(history[-1]["train_loss"]):
                 raise NearsightError(f"training diverged at epoch {epoch + 1} (loss is not finite); lower lr "
                                      f"(now {c['lr']:g}) or use dtype float64")
