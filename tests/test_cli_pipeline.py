@@ -224,6 +224,18 @@ def test_generate_spec_equals_the_flat_config(checkout, monkeypatch):
     assert np.array_equal(a01[0]["spins"], a[0]["spins"]) and a01[1]["kT"] == 0.1 and a01[1]["source"] == "data/a.h5"
 
 
+def test_generate_spec_makes_the_system_data_dir_on_a_fresh_checkout(checkout, capsys, monkeypatch):
+    """A fresh clone has no data/ (it is ignored): '--spec' writes into the system file's data_dir, so it makes it;
+    an explicit --out into a missing directory is still a one-line error."""
+    monkeypatch.chdir(checkout)
+    os.rmdir("data")
+    sysf = os.path.join("configs", "systems", "s.yaml")
+    _one_line_error(capsys, main(["generate", sysf, "--spec", "a", "--out", "nowhere/a.h5"]), "does not exist")
+    assert not os.path.exists("data") and not os.path.exists("nowhere")
+    assert main(["generate", sysf, "--spec", "a"]) == 0
+    assert read_dataset("data/a.h5")[0]["spins"].shape[1:] == (16, 3)
+
+
 def test_train_shipped_plans_and_errors(checkout, capsys):
     assert main(["train-shipped", "m", "--root", str(checkout), "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -10,6 +10,7 @@ deprecated alias). An existing ``out`` is refused unless ``--overwrite``."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..datasets.generate import generate_dataset, relabel_dataset
 from ..datasets.systems import is_system_config, load_system
@@ -76,7 +77,10 @@ def config_of(args) -> dict:
 
 
 def run(args) -> int:
-    cfg = merged(args, config_of(args), DEFAULTS, aliases=ALIASES)
+    base = config_of(args)
+    cfg = merged(args, base, DEFAULTS, aliases=ALIASES)
+    if args.spec is not None and cfg["out"] == base["out"]:
+        os.makedirs(os.path.dirname(cfg["out"]) or ".", exist_ok=True)   # the system file's data_dir (fresh checkout)
     check_run_numbers(cfg, {"replicas": 1, "steps": 1, "every": 1, "skip": 0, "seed": 0, "size": 1, "threads": 1})
     lattice = lattice_from(cfg)
     output_path(cfg["out"], bool(cfg.get("overwrite")))
