@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ml_data import quench_dataset
-from nearsight import Lattice, SDModel
+from nearsight import Lattice, NearsightError, SDModel
 from nearsight.analysis.compare import compare
 from nearsight.cli import main
 from nearsight.descriptors import Descriptor
@@ -285,3 +285,46 @@ def test_models_prints_held_out_errors_by_kind(model_path, tmp_path, monkeypatch
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "overall 50.0%; this card predates" in out and "early 40.0% / late 60.0%" in out and "75.0" not in out
+
+
+def test_interrupted_driven_generation_resumes_block_by_block(model_path, tmp_path, monkeypatch):
+    """A dataset driven by a model file and cut off after its first block resumes from that block: the driver may
+    be named by another path to the same file (the block keeps its name and SHA-256), and the result is the
+    uninterrupted run's bit for bit; a driver file with other weights is refused."""
+    from nearsight.datasets import generate as gen
+    lat = Lattice("square", L)
+    ed = EDProvider(lat, SDModel(J=6.0, filling=0.485, kT=0.01))
+    kw = dict(kTs=[0.01, 0.05], replicas=2, steps=6, every=3, seed=5, label_batch=4, progress=False)
+    full = gen.generate_dataset(ed, str(tmp_path / "full.h5"), driver=MLProvider(model_path, lat), **kw)
+    real, calls = gen.run_llg, []
+
+    def crash_in_second_block(*a, **k):
+        calls.append(k["seed"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt     # killed while integrating block 1
+        return real(*a, **k)
+
+    out = str(tmp_path / "d.h5")
+    monkeypatch.setattr(gen, "run_llg", crash_in_second_block)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate_dataset(ed, out, driver=MLProvider(model_path, lat), **kw)
+    assert os.path.exists(os.path.join(out + ".parts", "block000.h5")) and not os.path.exists(out)
+    copy = tmp_path / "elsewhere" / "tiny.pt"
+    copy.parent.mkdir()
+    shutil.copy(model_path, copy)
+    calls.clear()
+    monkeypatch.setattr(gen, "run_llg", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k))
+    gen.generate_dataset(ed, out, driver=MLProvider(str(copy), lat), **kw)
+    assert calls == [5 * 1000 + 1]                               # block 0 reused, only block 1 integrated
+    (a, attrs), (b, _) = read_dataset(full), read_dataset(out)
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    assert attrs["driver_model_path"] == "tiny.pt" and len(attrs["driver_model_sha256"]) == 64
+    other = torch.load(model_path, weights_only=False)           # the same name, other weights
+    other["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in other["state_dict"].items()}
+    torch.save(other, copy)
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(gen, "run_llg", crash_in_second_block)
+        calls.clear()
+        gen.generate_dataset(ed, str(tmp_path / "e.h5"), driver=MLProvider(model_path, lat), **kw)
+    with pytest.raises(NearsightError, match="made with other settings"):
+        gen.generate_dataset(ed, str(tmp_path / "e.h5"), driver=MLProvider(str(copy), lat), **kw)
