@@ -3,7 +3,9 @@
 For each bath temperature in ``kTs``, ``replicas`` quenches from random spins are integrated with the chosen
 provider; every ``every`` steps after ``skip`` a frame is kept with its exact energy and fields (the provider's
 own labels, float64). Each temperature block is saved under ``OUT.parts/`` as it completes, so an interrupted
-generation resumes at the next block; the final dataset is written atomically.
+generation resumes at the next block (a finished block is reused only if made with the same settings, a driver
+model file checked by its name and SHA-256, wherever it now lies; otherwise the resume is refused); the final
+dataset is written atomically.
 
 With a ``driver`` (typically an :class:`~nearsight.ml.provider.MLProvider` trained on a first round of such
 data) the quenches are integrated with the driver and only the kept frames are labelled by ``provider``: a frame
