@@ -18,7 +18,8 @@ def _module():
 
 def test_rows_for_shipped_models_and_training_configs(capsys):
     cfgs = [os.path.join(ROOT, "configs", "train", f"square-double-exchange-canonical{s}.yaml") for s in ("", "-wide")]
-    _module().main(["--size", "12", "--lattices", "square", "--channels", "--repeat", "1", "--train", "--config", *cfgs])
+    _module().main(["--size", "12", "--lattices", "square", "--channels", "--repeat", "1", "--train",
+                    "--config", *cfgs])
     rows = {r.split()[0] if r.split()[0].endswith(".yaml") else " ".join(r.split()[:2]): r.split()
             for r in capsys.readouterr().out.splitlines()[2:]}
     assert "MPNN square-double-exchange-canonical" in rows and "BP square-double-exchange" in rows
