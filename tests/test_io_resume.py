@@ -131,3 +131,33 @@ def test_relabel_keeps_configurations_and_gives_the_new_providers_exact_labels(t
     with pytest.raises(NearsightError, match="source's lattice"):
         relabel_dataset(EDProvider(Lattice("square", 6, 6), SDModel(J=6.0, mu=-4.4, kT=0.1)), src,
                         str(tmp_path / "x.h5"), progress=False)
+
+
+def test_reuse_returns_a_finished_run_of_the_same_settings_and_refuses_others(tmp_path):
+    """``run_llg(reuse=True)``: a finished file of exactly these settings is returned untouched; the same file asked
+    for with another provider (or seed) is refused, naming the difference. The study ensembles go through it, so
+    a study rerun with another model does not silently reuse the old model's trajectories."""
+    from nearsight.analysis.study import run_ensemble
+    lat = Lattice("square", 4, 4)
+    s0 = make_state("random", lat, seed=3, batch=2)
+    kw = dict(steps=12, dt=0.05, alpha=0.3, kT=0.1, seed=11, every=4, progress=False)
+    out = str(tmp_path / "t.h5")
+    first = run_llg(HeisenbergProvider(lat, 1.0), s0, out=out, **kw)
+    stamp = os.stat(out).st_mtime_ns
+    again = run_llg(HeisenbergProvider(lat, 1.0), s0, out=out, reuse=True, **kw)
+    assert again.steps_done == 0 and torch.equal(again.spins, first.spins) and os.stat(out).st_mtime_ns == stamp
+    with pytest.raises(NearsightError, match=r"finished run with other settings \(J_H is 2.0 now but 1.0"):
+        run_llg(HeisenbergProvider(lat, 2.0), s0, out=out, reuse=True, **kw)
+    with pytest.raises(NearsightError, match=r"seed is 12 now but 11"):
+        run_llg(HeisenbergProvider(lat, 1.0), s0, out=out, reuse=True, **{**kw, "seed": 12})
+    cfg = {"replicas_per_file": 2, "seed": 5, "dt": 0.05, "alpha": 0.3, "bath_kT": 0.1, "initial": "random",
+           "scheme": "heun", "name": "t"}
+    logs = []
+    paths, _ = run_ensemble(HeisenbergProvider(lat, 1.0), lat, cfg, str(tmp_path / "runs"), "ml", replicas=4,
+                            steps=8, every=4, log=logs.append)
+    run_ensemble(HeisenbergProvider(lat, 1.0), lat, cfg, str(tmp_path / "runs"), "ml", replicas=4, steps=8, every=4,
+                 log=logs.append)
+    assert sum(line.strip().startswith("reuse ") for line in logs) == 2 and len(paths) == 2
+    with pytest.raises(NearsightError, match="J_H is 2.0 now but 1.0"):
+        run_ensemble(HeisenbergProvider(lat, 2.0), lat, cfg, str(tmp_path / "runs"), "ml", replicas=4, steps=8,
+                     every=4, log=logs.append)

@@ -90,6 +90,18 @@ def _digest(a) -> str:
 _NOT_COMPARED = {*PROVENANCE_KEYS, "kind", "complete", "n_frames_total", "format", "frame_extras"}
 
 
+def settings_mismatch(old: dict, attrs: dict) -> str | None:
+    """How the run settings ``attrs`` (provider, integrator, seeds, ...; as :func:`~nearsight.dynamics.run_llg`
+    writes them) differ from a trajectory file's attributes ``old`` — ``"KEY is NEW now but OLD in the file"`` for
+    the first differing key — or ``None`` if they match. Provenance (versions, dates) is not compared; a model file
+    is compared by its name and SHA-256."""
+    new = roundtrip_attrs(_portable(attrs))
+    for k in sorted(set(old) | set(new)):
+        if k not in _NOT_COMPARED and old.get(k) != new.get(k):
+            return f"{k} is {_show(new.get(k))} now but {_show(old.get(k))} in the file"
+    return None
+
+
 class TrajectoryWriter:
     """Write a trajectory to ``path + '.partial'``, crash-safe; :meth:`finish` renames it onto ``path``.
 
@@ -214,14 +226,10 @@ class TrajectoryWriter:
             raise NearsightError(f"cannot resume {self.partial!r}: written by another version of nearsight (no "
                                  f"crash-safe checkpoint); start over with --overwrite")
         old = read_attrs(self.f)
-        new = roundtrip_attrs(_portable(attrs))
-        for k in sorted(set(old) | set(new)):
-            if k in _NOT_COMPARED:
-                continue
-            if old.get(k) != new.get(k):
-                raise NearsightError(f"cannot resume {self.partial!r}: {k} is {_show(new.get(k))} now but "
-                                     f"{_show(old.get(k))} in the file; resume with the run's own parameters, or "
-                                     f"start a new run with another --out")
+        diff = settings_mismatch(old, attrs)
+        if diff:
+            raise NearsightError(f"cannot resume {self.partial!r}: {diff}; resume with the run's own parameters, or "
+                                 f"start a new run with another --out")
         if int(old.get("n_frames_total", -1)) != self.n_total:
             raise NearsightError(f"cannot resume {self.partial!r}: it holds {old.get('n_frames_total')} frames, "
                                  f"this run {self.n_total}")

@@ -21,7 +21,6 @@ import yaml
 
 from ..errors import NearsightError
 from ..io import read_yaml
-from ..trajectory import read_trajectory
 from ..lattice import Lattice
 
 RUN_KEYS = {"name", "description", "model", "device", "size", "replicas", "replicas_per_file", "initial", "steps",
@@ -84,11 +83,6 @@ def _threads(cfg):
         torch.set_num_threads(int(cfg["threads"]))
 
 
-def _matches(path: str, want: dict) -> bool:
-    _, attrs = read_trajectory(path)
-    return all(attrs.get(k) == v for k, v in want.items())
-
-
 def run_ensemble(provider, lattice: Lattice, cfg: dict, rundir: str, tag: str, *, replicas: int, steps: int,
                  every: int, log=print) -> tuple[list, dict]:
     """Run (or reuse / resume) ``replicas`` quenches in files of ``replicas_per_file``; returns the paths and the
@@ -102,20 +96,17 @@ def run_ensemble(provider, lattice: Lattice, cfg: dict, rundir: str, tag: str, *
         n = min(per, replicas - start)
         seed = int(cfg["seed"]) + 1000 * b
         path = os.path.join(rundir, f"{tag}_{b:03d}.h5")
-        want = {"L1": lattice.L1, "steps": steps, "every": every, "seed": seed, "n_replicas": n,
-                "dt": float(cfg["dt"]), "alpha": float(cfg["alpha"]), "kT_llg": float(cfg["bath_kT"])}
         paths.append(path)
-        if os.path.exists(path):
-            if not _matches(path, want):
-                raise NearsightError(f"{path!r} exists from a run with other settings; delete it or choose another "
-                                     f"'out' (wanted {want})")
-            log(f"  reuse {path}")
-            continue
         spins0 = make_state(cfg["initial"], lattice, seed=seed, batch=n)
+        # a finished file is reused only if made with these settings, the provider's included (else refused)
+        done = os.path.exists(path)
         res = run_llg(provider, spins0, steps=steps, dt=cfg["dt"], alpha=cfg["alpha"], kT=cfg["bath_kT"],
                       scheme=cfg["scheme"], seed=seed, every=every, out=path, save_fields=False,
-                      resume=os.path.exists(path + ".partial"), progress=True,
+                      resume=os.path.exists(path + ".partial"), progress=True, reuse=True,
                       attrs={"initial": cfg["initial"], "study": cfg.get("name", "")})
+        if done:
+            log(f"  reuse {path}")
+            continue
         wall += res.wall_time
         site_steps += res.steps_done * n * lattice.N
         log(f"  {path}: {res.steps_done} steps x {n} replicas of {lattice.N} sites in {res.wall_time:.1f} s "

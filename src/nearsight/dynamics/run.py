@@ -14,6 +14,7 @@ a dict of scalars shown on the progress bar.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..fields import FieldProvider
 from ..errors import NearsightError, RunInterrupted, as_spins, warn
-from ..trajectory import TrajectoryWriter, n_frames_of
+from ..trajectory import TrajectoryWriter, n_frames_of, read_trajectory, settings_mismatch
 from .integrators import LLGState, make_integrator
 
 MAX_ROTATION = 1.0     # radians per step of the fastest spin beyond which a stability warning is given
@@ -76,11 +77,15 @@ def sigint_flag():
 def run_llg(provider: FieldProvider, spins0, *, steps: int, dt: float, alpha: float, kT: float = 0.0,
             scheme: str = "heun", seed: int = 0, every: int = 10, out: str | None = None, observers=(),
             save_fields: bool = True, resume: bool = False, progress: bool | None = None,
-            attrs: dict | None = None, stop_after: int | None = None, overwrite: bool = False) -> RunResult:
+            attrs: dict | None = None, stop_after: int | None = None, overwrite: bool = False,
+            reuse: bool = False) -> RunResult:
     """Integrate stochastic LLG for ``steps`` steps from ``spins0`` (``[N,3]`` or ``[B,N,3]`` replicas).
 
     ``stop_after`` ends the call after that many steps of this call with a checkpoint, leaving a resumable
     partial file (used by tests to emulate an interruption). ``overwrite`` replaces an existing ``out``.
+    ``reuse``: a finished ``out`` made with exactly these settings (provider, integrator, seed, steps, initial
+    spins' count, ``attrs``) is returned as it is (``steps_done`` 0, ``spins`` its last frame); one made with
+    other settings is refused, naming the first difference.
     """
     for name, v, lo in (("steps", steps, 0), ("every (frame interval)", every, 1), ("seed", seed, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -99,6 +104,8 @@ def run_llg(provider: FieldProvider, spins0, *, steps: int, dt: float, alpha: fl
             meta = {**provider.describe(), **integ.describe(), "seed": int(seed), "steps": int(steps),
                     "every": int(every), "n_replicas": int(s.shape[0]), "save_fields": bool(save_fields),
                     **(attrs or {})}
+            if reuse and not overwrite and os.path.exists(out):
+                return _reused(out, meta, provider.device)
             writer = TrajectoryWriter(out, n_replicas=s.shape[0], n_sites=s.shape[1], attrs=meta,
                                       save_fields=save_fields, resume=resume, overwrite=overwrite,
                                       n_frames=n_frames_of(steps, every))
@@ -114,6 +121,16 @@ def run_llg(provider: FieldProvider, spins0, *, steps: int, dt: float, alpha: fl
                 state = LLGState(torch.as_tensor(ck["spins"], device=provider.device), ck["time"], ck["step"], gen)
                 provider.set_warm_state(ck["provider_state"])     # the solve starts where it did: bit for bit
         return _loop(provider, integ, state, writer, steps, every, observers, progress, stop_after, flag, out)
+
+
+def _reused(out: str, meta: dict, device) -> RunResult:
+    """The finished run ``out`` if it was made with the settings ``meta``; else a one-line refusal."""
+    arrays, old = read_trajectory(out)
+    diff = settings_mismatch(old, meta)
+    if diff:
+        raise NearsightError(f"{out!r} is a finished run with other settings ({diff}); delete it or choose another "
+                             f"output to run these settings")
+    return RunResult(spins=torch.as_tensor(arrays["spins"][-1], device=device), path=out)
 
 
 def _loop(provider, integ, state, writer, steps, every, observers, progress, stop_after, flag, out) -> RunResult:
