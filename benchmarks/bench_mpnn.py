@@ -92,7 +92,6 @@ def main(argv=None) -> None:
                 cfg["product_channels"] = args.product_channels
             m = build_mpnn(cfg, lat, dtype)
             m.requires_grad_(False)
-            inf, tr = costs(m, spins, args.repeat, args.train)
             label = f"MPNN {kind} c={c} cp={m.config()['product_channels']} L={args.layers} r={args.radius:g}"
             report(label, m, spins, args)
         for path, cfg in configs:
