@@ -43,8 +43,9 @@ from ..dynamics.run import run_llg
 from ..fields import FieldProvider
 from ..errors import NearsightError
 from ..hamiltonian import SDModel
-from ..io import _portable, check_writable, read_dataset, write_dataset
+from ..io import check_writable, read_dataset, write_dataset
 from ..states import make_state
+from ..trajectory import settings_mismatch
 
 
 #: per-frame label extras stored next to energy and fields when the provider returns them
@@ -116,14 +117,12 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
         settings.update({f"driver_{k}": v for k, v in driver.describe().items()
                          if v is not None and k not in ("lattice", "L1", "L2")})
     settings.update(_window_attrs(window, seed, None if driver is not None else provider.describe()))
-    stored = _portable(settings)  # as a block file keeps them: a model named by file name and SHA-256
     for b, kT in enumerate(kTs):
         part = os.path.join(parts, f"block{b:03d}.h5")
         if os.path.exists(part):  # finished before an interruption: reuse only if made with these settings
-            old = read_dataset(part)[1]
-            if any(old.get(k) != (list(v) if isinstance(v, tuple) else v) for k, v in stored.items()) \
-                    or old.get("kT_block") != kT:
-                raise NearsightError(f"{part!r} was made with other settings; delete {parts!r} to start over")
+            diff = settings_mismatch(read_dataset(part)[1], {**settings, "kT_block": kT})
+            if diff:
+                raise NearsightError(f"{part!r} was made with other settings ({diff}); delete {parts!r} to start over")
             continue
         s0 = make_state(initial, lat, seed=seed * 1000 + b, noise=noise, batch=replicas)
         frames = []
