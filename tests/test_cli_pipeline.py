@@ -248,6 +248,37 @@ def test_train_shipped_plans_and_errors(checkout, capsys):
     assert not os.path.exists(checkout / "runs")
 
 
+def test_train_shipped_refuses_a_dataset_its_spec_no_longer_makes(checkout, capsys, monkeypatch):
+    """An existing dataset is used as it is only if its spec makes the same now: a spec edited after its dataset
+    was made (a seed, the labels' kT) stops train-shipped before any work, naming the dataset and the first
+    difference; a relabelling of a stale dataset names the stale source; restoring the spec clears it."""
+    monkeypatch.chdir(checkout)
+    sysf = os.path.join("configs", "systems", "s.yaml")
+    assert main(["generate", sysf, "--spec", "a"]) == 0 and main(["generate", sysf, "--spec", "a01"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(checkout.parent)                  # the check runs from the checkout, wherever it is called
+    dry = ["train-shipped", "m", "--root", str(checkout), "--dry-run"]
+    assert main(dry) == 0
+    train = f"would run: nearsight train {os.path.join('configs', 'train', 'm.yaml')}"
+    assert capsys.readouterr().out.splitlines() == [train]
+    system = checkout / "configs" / "systems" / "s.yaml"
+    for edit, needle in [(("kT: 0.1}", "kT: 0.2}"), "'data/a01.h5' was made with other settings than spec a01 of "
+                          f"{sysf} gives now (kT is 0.2 now but 0.1 in the file); move 'data/a01.h5' away"),
+                         (("seed: 3}", "seed: 4}"), "'data/a.h5' was made with other settings than spec a of "
+                          f"{sysf} gives now (seed is 4 now but 3 in the file)")]:
+        system.write_text(SYSTEM.replace(*edit))
+        _one_line_error(capsys, main(dry), needle)
+        _one_line_error(capsys, main(["train-shipped", "m", "--root", str(checkout)]), needle)
+        assert not os.path.exists(checkout / "runs")
+    os.remove(checkout / "data" / "a.h5")               # the source gone: the relabelling's own physics still checks
+    assert main(dry) == 0                               # (a's seed no longer matters: a01 exists, a is not needed)
+    system.write_text(SYSTEM.replace("kT: 0.1}", "kT: 0.2}"))
+    _one_line_error(capsys, main(dry), "(kT is 0.2 now but 0.1 in the file)")
+    system.write_text(SYSTEM)
+    capsys.readouterr()
+    assert main(dry) == 0
+
+
 def test_generate_system_file_needs_a_known_spec(checkout, capsys, monkeypatch):
     monkeypatch.chdir(checkout)
     sysf = os.path.join("configs", "systems", "s.yaml")
@@ -328,3 +359,29 @@ def test_interrupted_driven_generation_resumes_block_by_block(model_path, tmp_pa
         gen.generate_dataset(ed, str(tmp_path / "e.h5"), driver=MLProvider(model_path, lat), **kw)
     with pytest.raises(NearsightError, match="made with other settings"):
         gen.generate_dataset(ed, str(tmp_path / "e.h5"), driver=MLProvider(str(copy), lat), **kw)
+
+
+def test_quench_attrs_describe_a_driven_dataset_without_running_it(model_path, tmp_path):
+    """What train-shipped compares an existing dataset with: the attributes a generation would write, computed
+    without running it, match the dataset it wrote (a driver by name and SHA-256, wherever it lies), and name the
+    first difference otherwise (another seed, a driver with other weights)."""
+    from nearsight.datasets import generate as gen
+    lat = Lattice("square", L)
+    ed = EDProvider(lat, SDModel(J=6.0, filling=0.485, kT=0.01))
+    kw = dict(kTs=[0.01], replicas=1, steps=4, every=2, seed=5)
+    out = gen.generate_dataset(ed, str(tmp_path / "d.h5"), driver=MLProvider(model_path, lat), label_batch=4,
+                               progress=False, mu_window=(-4.8, -3.5), **kw)
+    copy = tmp_path / "elsewhere" / os.path.basename(model_path)
+    copy.parent.mkdir()
+    shutil.copy(model_path, copy)
+    attrs = gen.quench_attrs(ed, driver=MLProvider(str(copy), lat), mu_window=(-4.8, -3.5), **kw)
+    assert gen.dataset_mismatch(out, attrs) is None
+    assert gen.dataset_mismatch(out, {**attrs, "seed": 6}) == "seed is 6 now but 5 in the file"
+    no_window = gen.quench_attrs(ed, driver=MLProvider(str(copy), lat), **kw)     # labels at the filling instead
+    assert gen.dataset_mismatch(out, no_window) == "filling is 0.485 now but absent in the file"
+    other = torch.load(model_path, weights_only=False)
+    other["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in other["state_dict"].items()}
+    torch.save(other, copy)
+    diff = gen.dataset_mismatch(out, gen.quench_attrs(ed, driver=MLProvider(str(copy), lat), mu_window=(-4.8, -3.5),
+                                                      **kw))
+    assert diff.startswith("driver_model_sha256 is ")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..datasets.generate import generate_dataset, relabel_dataset
+from ..datasets.generate import (dataset_mismatch, generate_dataset, quench_attrs, relabel_attrs, relabel_dataset,
+                                 relabel_physics)
 from ..datasets.systems import is_system_config, load_system
 from ..dynamics.integrators import SCHEMES
 from ..errors import NearsightError
@@ -76,14 +77,17 @@ def config_of(args) -> dict:
     return raw
 
 
-def run(args) -> int:
+def _job(args, *, check_out: bool = True):
+    """The generation the arguments ask for, built and checked before any work: ``(cfg, provider, driver, kTs)``.
+    ``check_out``: refuse an existing ``out`` (without ``--overwrite``)."""
     base = config_of(args)
     cfg = merged(args, base, DEFAULTS, aliases=ALIASES)
-    if args.spec is not None and cfg["out"] == base["out"]:
+    if check_out and args.spec is not None and cfg["out"] == base["out"]:
         os.makedirs(os.path.dirname(cfg["out"]) or ".", exist_ok=True)   # the system file's data_dir (fresh checkout)
     check_run_numbers(cfg, {"replicas": 1, "steps": 1, "every": 1, "skip": 0, "seed": 0, "size": 1, "threads": 1})
     lattice = lattice_from(cfg)
-    output_path(cfg["out"], bool(cfg.get("overwrite")))
+    if check_out:
+        output_path(cfg["out"], bool(cfg.get("overwrite")))
     kTs = cfg["bath_kT"]
     try:
         kTs = [float(x) for x in str(kTs).split(",")] if isinstance(kTs, (str, int, float)) else list(kTs)
@@ -92,20 +96,50 @@ def run(args) -> int:
     if cfg["source_mu"] and cfg["source"] is None:
         raise NearsightError("--source-mu relabels a dataset at its own per-frame mu: give --source DATASET")
     provider = provider_from(cfg)
+    driver = None
     if cfg["source"] is not None:
         if cfg["driver"] is not None:
             raise NearsightError("give either source (relabel a dataset) or driver (run quenches), not both")
-        out = relabel_dataset(provider, cfg["source"], cfg["out"], mu_window=cfg["mu_window"], seed=cfg["seed"],
-                              source_mu=bool(cfg["source_mu"]))
-        print(f"dataset -> {out}")
-        return 0
-    driver = None
-    if cfg["driver"] is not None:
+    elif cfg["driver"] is not None:
         from ..ml.provider import MLProvider
         driver = MLProvider(cfg["driver"], lattice, device=cfg.get("device"))
-    out = generate_dataset(provider, cfg["out"], kTs=kTs, replicas=cfg["replicas"], steps=cfg["steps"],
-                           every=cfg["every"], skip=cfg["skip"], dt=cfg["dt"], alpha=cfg["alpha"],
-                           scheme=cfg["scheme"], seed=cfg["seed"], initial=cfg["initial"], noise=cfg["noise"],
-                           driver=driver, mu_window=cfg["mu_window"])
+    return cfg, provider, driver, kTs
+
+
+def _sampling(cfg: dict) -> dict:
+    return {k: cfg[k] for k in ("replicas", "steps", "every", "skip", "dt", "alpha", "scheme", "seed", "initial",
+                                "noise")}
+
+
+def run(args) -> int:
+    cfg, provider, driver, kTs = _job(args)
+    if cfg["source"] is not None:
+        out = relabel_dataset(provider, cfg["source"], cfg["out"], mu_window=cfg["mu_window"], seed=cfg["seed"],
+                              source_mu=bool(cfg["source_mu"]))
+    else:
+        out = generate_dataset(provider, cfg["out"], kTs=kTs, driver=driver, mu_window=cfg["mu_window"],
+                               **_sampling(cfg))
     print(f"dataset -> {out}")
     return 0
+
+
+def spec_mismatch(system_file: str, spec: str, root: str) -> str | None:
+    """How the existing dataset of ``spec`` (of the system file ``system_file``) differs from what the spec makes
+    now (:func:`~nearsight.datasets.generate.dataset_mismatch`: the first differing setting), or ``None``. Run as
+    ``nearsight generate SYSTEM_FILE --spec SPEC`` from ``root`` would run it; builds the providers, runs nothing."""
+    import contextlib
+
+    from . import build_parser
+    args = build_parser().parse_args(["generate", system_file, "--spec", spec])
+    with contextlib.chdir(root):
+        cfg, provider, driver, kTs = _job(args, check_out=False)
+        partial = cfg["source"] is not None and not os.path.exists(cfg["source"])
+        if partial:       # the source is gone: only the new labels' physics can be compared
+            attrs = relabel_physics(provider, mu_window=cfg["mu_window"], seed=cfg["seed"],
+                                    source_mu=bool(cfg["source_mu"]))
+        elif cfg["source"] is not None:
+            attrs = relabel_attrs(provider, cfg["source"], mu_window=cfg["mu_window"], seed=cfg["seed"],
+                                  source_mu=bool(cfg["source_mu"]))
+        else:
+            attrs = quench_attrs(provider, kTs=kTs, driver=driver, mu_window=cfg["mu_window"], **_sampling(cfg))
+        return dataset_mismatch(cfg["out"], attrs, only_given=partial)

@@ -4,7 +4,9 @@
 Run in a checkout (``--root``, default the working directory): reads ``configs/train/NAME.yaml``; every dataset it
 names that is missing is generated first from the spec of ``configs/systems/*.yaml`` that writes it (ED
 single-threaded; a generation resumes block by block if interrupted), after the dataset it relabels and the
-training of the first-round model that drives its quenches (nearsight.datasets.plan). Then ``nearsight train``
+training of the first-round model that drives its quenches (nearsight.datasets.plan). A dataset that exists is
+used as it is if it was made with the settings its spec gives now (provenance aside; a driver model by name and
+SHA-256); otherwise train-shipped stops before any work, naming the first difference. Then ``nearsight train``
 runs (it resumes from its checkpoint). ``--install`` copies the model file and its card into
 ``src/nearsight/ml/models/`` so it loads by name; the report ``NAME.md`` beside it is written with
 ``nearsight validate --report``."""
@@ -28,9 +30,11 @@ def run(args) -> int:
     import sys
 
     from ..datasets.plan import Checkout, model_file, plan
+    from .generate import spec_mismatch
     co = Checkout(args.root)
     cfg_path = co.training_config(args.name)
-    steps = plan(co, cfg_path)                       # every error (missing maker, circle) before any work
+    # every error (missing maker, stale dataset, circle) before any work
+    steps = plan(co, cfg_path, check=lambda system_file, spec: spec_mismatch(system_file, spec, co.root))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}   # single-threaded ED
     for step in steps:
         shown = [os.path.relpath(a, co.root) if os.path.isabs(a) else a for a in step.argv()]

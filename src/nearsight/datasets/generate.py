@@ -43,7 +43,7 @@ from ..dynamics.run import run_llg
 from ..fields import FieldProvider
 from ..errors import NearsightError
 from ..hamiltonian import SDModel
-from ..io import check_writable, read_dataset, write_dataset
+from ..io import check_writable, open_h5, read_attrs, read_dataset, write_dataset
 from ..states import make_state
 from ..trajectory import settings_mismatch
 
@@ -90,6 +90,56 @@ def _window_attrs(window, seed: int, ensemble: dict | None) -> dict:
     return out
 
 
+def _quench_settings(provider: FieldProvider, *, kTs, replicas, steps, every, skip, dt, alpha, scheme, seed,
+                     initial, noise, driver, window) -> dict:
+    """The settings of a quench generation (checked; every block stores them with its ``kT_block``)."""
+    if not kTs or min(kTs) < 0:
+        raise NearsightError("kTs (bath temperatures of the quenches) must be a non-empty list of numbers >= 0")
+    if replicas < 1 or steps < 1 or every < 1 or skip < 0 or skip > steps:
+        raise NearsightError("need replicas >= 1, steps >= 1, every >= 1 and 0 <= skip <= steps")
+    if driver is not None and driver.lattice != provider.lattice:
+        raise NearsightError(f"the driver runs on {driver.lattice!r} but the labels are for {provider.lattice!r}; "
+                             f"build both for the same lattice")
+    settings = {**provider.describe(), "replicas": replicas, "steps": steps, "every": every, "skip": skip,
+                "dt": dt, "alpha": alpha, "scheme": scheme, "seed": seed, "initial": initial, "noise": noise}
+    if driver is not None:
+        settings.update({f"driver_{k}": v for k, v in driver.describe().items()
+                         if v is not None and k not in ("lattice", "L1", "L2")})
+    settings.update(_window_attrs(window, seed, None if driver is not None else provider.describe()))
+    return settings
+
+
+def _quench_attrs(settings: dict, kTs) -> dict:
+    return {**settings, "generator": "llg-quench", "kTs": kTs}
+
+
+def quench_attrs(provider: FieldProvider, *, kTs, replicas: int, steps: int, every: int, skip: int = 0,
+                 dt: float = 0.05, alpha: float = 0.5, scheme: str = "heun", seed: int = 0, initial: str = "random",
+                 noise: float = 0.0, driver: FieldProvider | None = None, mu_window=None) -> dict:
+    """The attributes :func:`generate_dataset` with these arguments writes into its dataset (provenance aside),
+    without running anything: compare them with an existing dataset's by :func:`dataset_mismatch`."""
+    kTs = [float(k) for k in kTs]
+    return _quench_attrs(_quench_settings(provider, kTs=kTs, replicas=replicas, steps=steps, every=every, skip=skip,
+                                          dt=dt, alpha=alpha, scheme=scheme, seed=seed, initial=str(initial),
+                                          noise=noise, driver=driver, window=_check_window(provider, mu_window)), kTs)
+
+
+def dataset_mismatch(path: str, attrs: dict, *, only_given: bool = False) -> str | None:
+    """How the settings ``attrs`` (:func:`quench_attrs` / :func:`relabel_attrs`) differ from those the dataset
+    ``path`` was made with — ``"KEY is NEW now but OLD in the file"`` for the first difference — or ``None``.
+    Provenance is not compared, a model file is compared by name and SHA-256, and a relabelling's ``source`` by its
+    file name (the same dataset may be reached by another path). ``only_given``: compare the keys of ``attrs``
+    only (a partial description, e.g. a relabelling's physics when its source is gone)."""
+    old = dict(read_attrs_of(path))
+    new = dict(attrs)
+    if only_given:
+        old = {k: v for k, v in old.items() if k in new}
+    for d in (old, new):
+        if isinstance(d.get("source"), str):
+            d["source"] = os.path.basename(d["source"])
+    return settings_mismatch(old, new)
+
+
 def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, steps: int, every: int,
                      skip: int = 0, dt: float = 0.05, alpha: float = 0.5, scheme: str = "heun", seed: int = 0,
                      initial: str = "random", noise: float = 0.0, driver: FieldProvider | None = None,
@@ -100,23 +150,13 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
     window = _check_window(provider, mu_window)
     kTs = [float(k) for k in kTs]
     initial = str(initial)
-    if not kTs or min(kTs) < 0:
-        raise NearsightError("kTs (bath temperatures of the quenches) must be a non-empty list of numbers >= 0")
-    if replicas < 1 or steps < 1 or every < 1 or skip < 0 or skip > steps:
-        raise NearsightError("need replicas >= 1, steps >= 1, every >= 1 and 0 <= skip <= steps")
-    if driver is not None and driver.lattice != provider.lattice:
-        raise NearsightError(f"the driver runs on {driver.lattice!r} but the labels are for {provider.lattice!r}; "
-                             f"build both for the same lattice")
+    settings = _quench_settings(provider, kTs=kTs, replicas=replicas, steps=steps, every=every, skip=skip, dt=dt,
+                                alpha=alpha, scheme=scheme, seed=seed, initial=initial, noise=noise, driver=driver,
+                                window=window)
     check_writable(out)
     parts = out + ".parts"
     os.makedirs(parts, exist_ok=True)
     lat = provider.lattice
-    settings = {**provider.describe(), "replicas": replicas, "steps": steps, "every": every, "skip": skip,
-                "dt": dt, "alpha": alpha, "scheme": scheme, "seed": seed, "initial": initial, "noise": noise}
-    if driver is not None:
-        settings.update({f"driver_{k}": v for k, v in driver.describe().items()
-                         if v is not None and k not in ("lattice", "L1", "L2")})
-    settings.update(_window_attrs(window, seed, None if driver is not None else provider.describe()))
     for b, kT in enumerate(kTs):
         part = os.path.join(parts, f"block{b:03d}.h5")
         if os.path.exists(part):  # finished before an interruption: reuse only if made with these settings
@@ -151,7 +191,7 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
                       kT_llg=np.full(traj.shape, kT), attrs={**settings, "kT_block": kT}, extra=ex)
     arrays = [read_dataset(os.path.join(parts, f"block{b:03d}.h5"))[0] for b in range(len(kTs))]
     cat = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
-    attrs = {**settings, "generator": "llg-quench", "kTs": kTs}
+    attrs = _quench_attrs(settings, kTs)
     write_dataset(out, cat["spins"], cat["fields"], cat["energy"], trajectory=cat["trajectory"], time=cat["time"],
                   kT_llg=cat["kT_llg"], attrs=attrs, extra={k: cat[k] for k in LABEL_EXTRAS if k in cat})
     shutil.rmtree(parts)
@@ -186,15 +226,48 @@ def relabel_dataset(provider: FieldProvider, source: str, out: str, *, mu_window
         window = _check_window(provider, mu_window)
         mu = None if window is None else window_mu(window, seed, 0, len(arrays["spins"]))
     fields, energy, extras = _label(provider, arrays["spins"], label_batch, progress, mu)
-    # replaced by the new labels'
-    physics = {"provider", "kind", "mu_window", "mu_window_seed", *(f.name for f in dataclasses.fields(SDModel))}
-    kept = {k: v for k, v in attrs.items() if k not in physics}
     write_dataset(out, arrays["spins"], fields, energy, trajectory=arrays["trajectory"], time=arrays.get("time"),
                   kT_llg=arrays.get("kT_llg"), extra=extras,
-                  attrs={**kept, **provider.describe(), "source": source, "source_provider": attrs.get("provider"),
-                         "source_kT": attrs.get("kT"), "source_mu": attrs.get("mu"),
-                         "source_filling": attrs.get("filling"), **_window_attrs(window, seed, None)})
+                  attrs=_relabel_attrs(provider, attrs, source, window, seed))
     return out
+
+
+def _relabel_attrs(provider: FieldProvider, source_attrs: dict, source: str, window, seed: int) -> dict:
+    # the source's physics is replaced by the new labels'
+    physics = {"provider", "kind", "mu_window", "mu_window_seed", *(f.name for f in dataclasses.fields(SDModel))}
+    kept = {k: v for k, v in source_attrs.items() if k not in physics}
+    return {**kept, **provider.describe(), "source": source, "source_provider": source_attrs.get("provider"),
+            "source_kT": source_attrs.get("kT"), "source_mu": source_attrs.get("mu"),
+            "source_filling": source_attrs.get("filling"), **_window_attrs(window, seed, None)}
+
+
+def relabel_physics(provider: FieldProvider, *, mu_window=None, seed: int = 0, source_mu: bool = False) -> dict:
+    """The part of :func:`relabel_attrs` that does not need the source: the new labels' physics (with
+    ``source_mu`` the window is the source's, so ``mu`` / ``filling`` are left out). Compare it with
+    :func:`dataset_mismatch` ``(only_given=True)``."""
+    out = provider.describe()
+    if source_mu:
+        return {k: v for k, v in out.items() if k not in ("mu", "filling")}
+    return {**out, **_window_attrs(_check_window(provider, mu_window), seed, None)}
+
+
+def relabel_attrs(provider: FieldProvider, source: str, *, mu_window=None, seed: int = 0,
+                  source_mu: bool = False) -> dict:
+    """The attributes :func:`relabel_dataset` with these arguments writes (provenance aside), without labelling:
+    compare them with an existing dataset's by :func:`dataset_mismatch`. Reads only ``source``'s attributes."""
+    attrs = read_attrs_of(source)
+    if source_mu:
+        window = _check_window(provider, attrs.get("mu_window"))
+        seed = int(attrs.get("mu_window_seed", seed))
+    else:
+        window = _check_window(provider, mu_window)
+    return _relabel_attrs(provider, attrs, source, window, seed)
+
+
+def read_attrs_of(path: str) -> dict:
+    """A dataset's attributes, without reading its arrays."""
+    with open_h5(path, "dataset") as f:
+        return read_attrs(f)
 
 
 def _extras_np(res) -> dict:

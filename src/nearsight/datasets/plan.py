@@ -90,12 +90,29 @@ class Checkout:
         return os.path.abspath(p)
 
 
-def plan(checkout: Checkout, train_config: str, missing_only: bool = True) -> list[Step]:
+def plan(checkout: Checkout, train_config: str, missing_only: bool = True, check=None) -> list[Step]:
     """The steps that train ``train_config`` (a path among ``checkout.trainings``), each after what it needs; the
     last one trains ``train_config`` itself. With ``missing_only`` a dataset or driver model that exists is taken
-    as it is; otherwise every step is listed. Errors (a dataset no spec writes, a driver no config trains, a
-    circle) are raised before any step runs."""
+    as it is; otherwise every step is listed. ``check(system_file, spec)`` (e.g.
+    :func:`nearsight.cli.generate.spec_mismatch`) is asked about every existing dataset that has a spec: a
+    non-``None`` answer (how the dataset differs from what its spec makes now) is an error. Errors (a dataset no
+    spec writes, a stale dataset, a driver no config trains, a circle) are raised before any step runs."""
     steps: list[Step] = []
+
+    def check_existing(path):
+        maker = checkout.makers.get(path)
+        if check is None or maker is None:
+            return
+        system = checkout.systems[maker[0]]
+        source = system.spec(maker[1]).get("source")
+        if source and os.path.exists(src := os.path.normpath(os.path.join(system.root, source))):
+            check_existing(src)             # a relabelling of a stale dataset is stale too: name the source
+        diff = check(*maker)
+        if diff:
+            rel = os.path.relpath(path, checkout.root)
+            raise NearsightError(f"dataset {rel!r} was made with other settings than spec {maker[1]} of "
+                                 f"{os.path.relpath(maker[0], checkout.root)} gives now ({diff}); move {rel!r} "
+                                 f"away to have it made again, or restore the spec")
 
     def check_cycle(key, chain):
         if key in chain:
@@ -103,6 +120,7 @@ def plan(checkout: Checkout, train_config: str, missing_only: bool = True) -> li
 
     def need_dataset(path, chain):
         if missing_only and os.path.exists(path):
+            check_existing(path)
             return
         maker = checkout.makers.get(path)
         if maker is None:
