@@ -279,6 +279,28 @@ def test_train_shipped_refuses_a_dataset_its_spec_no_longer_makes(checkout, caps
     assert main(dry) == 0
 
 
+def test_a_driven_dataset_is_checked_against_its_spec_even_without_its_driver(checkout, model_path, monkeypatch):
+    """A driven spec's dataset matches its spec (the driver by name and SHA-256); once the driver file is gone (the
+    dataset no longer needs it) everything else is still compared, and nothing fails for the missing file."""
+    from nearsight.cli.generate import spec_mismatch
+    driver = checkout / "runs" / "d" / "d.pt"
+    driver.parent.mkdir(parents=True)
+    shutil.copy(model_path, driver)
+    system = checkout / "configs" / "systems" / "s.yaml"
+    driven = ("  b: {size: %d, driver: runs/d/d.pt, bath_kT: [0.01], replicas: 1, steps: 4, every: 2, seed: 7, "
+              "mu_window: [-4.8, -3.5]}\n" % L)
+    system.write_text(SYSTEM + driven)
+    monkeypatch.chdir(checkout)
+    sysf = os.path.join("configs", "systems", "s.yaml")
+    assert main(["generate", sysf, "--spec", "b"]) == 0
+    monkeypatch.chdir(checkout.parent)
+    assert spec_mismatch(str(system), "b", str(checkout)) is None
+    os.remove(driver)
+    assert spec_mismatch(str(system), "b", str(checkout)) is None
+    system.write_text(SYSTEM + driven.replace("steps: 4", "steps: 6"))
+    assert spec_mismatch(str(system), "b", str(checkout)) == "steps is 6 now but 4 in the file"
+
+
 def test_generate_system_file_needs_a_known_spec(checkout, capsys, monkeypatch):
     monkeypatch.chdir(checkout)
     sysf = os.path.join("configs", "systems", "s.yaml")

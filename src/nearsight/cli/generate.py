@@ -79,7 +79,8 @@ def config_of(args) -> dict:
 
 def _job(args, *, check_out: bool = True):
     """The generation the arguments ask for, built and checked before any work: ``(cfg, provider, driver, kTs)``.
-    ``check_out``: refuse an existing ``out`` (without ``--overwrite``)."""
+    ``check_out``: refuse an existing ``out`` (without ``--overwrite``); without it a driver model file that is
+    gone is not loaded (``driver`` is then ``None``)."""
     base = config_of(args)
     cfg = merged(args, base, DEFAULTS, aliases=ALIASES)
     if check_out and args.spec is not None and cfg["out"] == base["out"]:
@@ -100,10 +101,15 @@ def _job(args, *, check_out: bool = True):
     if cfg["source"] is not None:
         if cfg["driver"] is not None:
             raise NearsightError("give either source (relabel a dataset) or driver (run quenches), not both")
-    elif cfg["driver"] is not None:
+    elif cfg["driver"] is not None and (check_out or not _gone(cfg["driver"])):
         from ..ml.provider import MLProvider
         driver = MLProvider(cfg["driver"], lattice, device=cfg.get("device"))
     return cfg, provider, driver, kTs
+
+
+def _gone(driver: str) -> bool:
+    """A driver model file (not a shipped name) that is not there."""
+    return str(driver).endswith(".pt") and not os.path.exists(driver)
 
 
 def _sampling(cfg: dict) -> dict:
@@ -142,4 +148,7 @@ def spec_mismatch(system_file: str, spec: str, root: str) -> str | None:
                                   source_mu=bool(cfg["source_mu"]))
         else:
             attrs = quench_attrs(provider, kTs=kTs, driver=driver, mu_window=cfg["mu_window"], **_sampling(cfg))
+            if cfg["driver"] is not None and driver is None:    # the driver file is gone: all but the driver
+                partial = True
+                attrs = {k: v for k, v in attrs.items() if k not in ("dynamics_mu", "dynamics_filling")}
         return dataset_mismatch(cfg["out"], attrs, only_given=partial)
