@@ -263,8 +263,24 @@ def test_corrupt_checkpoint_is_a_clear_error_and_nothing_is_written(data, tmp_pa
 
 def test_checkpoint_from_other_settings(data, tmp_path):
     train(base_config(data, tmp_path / "run", epochs=1))
-    with pytest.raises(NearsightError, match="different settings \\(hidden\\)"):
-        train(base_config(data, tmp_path / "run", epochs=2, hidden=[8]))
+    with pytest.raises(NearsightError, match=r"different settings \(hidden is \[8\] now but \[24, 24\] in the "
+                                             r"checkpoint\)"):
+        train(base_config(data, tmp_path / "run", epochs=1, hidden=[8]))
+
+
+def test_more_epochs_resume_only_where_no_schedule_depends_on_them(data, tmp_path):
+    """Resumed with more epochs, a run with the cosine schedule (or the energy-weight ramp over half the epochs)
+    would follow neither schedule: refused, naming why. A constant learning rate with a fixed ramp extends: its
+    first epochs are the shorter run's and the extension equals an uninterrupted longer run."""
+    train(base_config(data, tmp_path / "cos", epochs=1))
+    with pytest.raises(NearsightError, match="epochs is 2 now but 1 in the checkpoint: the cosine learning rate"):
+        train(base_config(data, tmp_path / "cos", epochs=2))
+    fixed = dict(lr_schedule="constant", lambda_ramp_epochs=2)
+    train(base_config(data, tmp_path / "const", epochs=1, **fixed))
+    extended = train(base_config(data, tmp_path / "const", epochs=2, **fixed))
+    whole = train(base_config(data, tmp_path / "whole", epochs=2, **fixed))
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (extended, whole))
+    assert all(torch.allclose(a[k], b[k], rtol=1e-9, atol=1e-12) for k in a)
 
 
 @pytest.mark.parametrize("over, match", [

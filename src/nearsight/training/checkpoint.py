@@ -17,10 +17,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, c: dict, resumable=(), defaults: dict | None = None) -> dict | None:
+def load_checkpoint(path: Path, c: dict, resumable=(), defaults: dict | None = None,
+                    why: dict | None = None) -> dict | None:
     """The checkpoint at ``path`` if ``c['resume']`` and it exists; its config must equal ``c`` except for the
     keys in ``resumable`` (epochs, output, device, ...). A key the checkpoint's config lacks (added to the
-    program after the run started) counts as its value in ``defaults``, the behaviour the run was made with."""
+    program after the run started) counts as its value in ``defaults``, the behaviour the run was made with. A
+    refusal names every differing key with both values (and ``why[key]`` where given)."""
     if not path.exists() or not c["resume"]:
         return None
     try:
@@ -36,6 +38,8 @@ def load_checkpoint(path: Path, c: dict, resumable=(), defaults: dict | None = N
     new = {k: v for k, v in c.items() if k not in resumable}
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
-        raise NearsightError(f"checkpoint {str(path)!r} was made with different settings ({', '.join(diff)}); "
+        said = "; ".join(f"{k} is {new.get(k)!r} now but {old.get(k)!r} in the checkpoint"
+                         + (f": {why[k]}" if why and k in why else "") for k in diff)
+        raise NearsightError(f"checkpoint {str(path)!r} was made with different settings ({said}); "
                              f"use another out directory, restore the settings, or set resume: false")
     return ck

@@ -54,7 +54,9 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
     seed:            0
     out:             runs/model     # checkpoint.pt, metrics.csv, learning_curve.png, parity.png, NAME.pt, NAME.card.json
     name:            null           # model name (default: the out directory's name)
-    resume:          true           # continue from out/checkpoint.pt if present (same settings)
+    resume:          true           # continue from out/checkpoint.pt if present (same settings; more epochs
+                                    #   only with a schedule that does not depend on them: not cosine, and
+                                    #   lambda_ramp_epochs given)
     init:            null           # fine-tuning: start from this model file's weights and normalization (same
                                     #   family and network sizes; a fresh run only, the card records it)
     progress:        true
@@ -89,9 +91,23 @@ DEFAULTS = {
 #: keys whose None is meaningful (not "use the default")
 NULLABLE = ("name", "lambda_ramp_epochs", "patience", "grad_clip", "energy_scale", "cache_memory_gb", "ema",
             "count_scale", "density_scale", "filling", "mu", "init")
-#: keys that may change when a run is resumed (they do not change the optimization up to rounding)
+#: keys that may change when a run is resumed (they do not change the optimization up to rounding); ``epochs`` only
+#: where no schedule is a function of it (:func:`resumable`)
 RESUMABLE = ("epochs", "patience", "resume", "progress", "device", "out", "cache_descriptors", "cache_memory_gb",
              "external_every")
+
+
+def epochs_shape_schedule(c: dict) -> bool:
+    """Whether the per-epoch schedule depends on ``epochs``: the cosine learning rate decays to its floor at the
+    last epoch, and the energy weight ramps over half the epochs unless ``lambda_ramp_epochs`` is given."""
+    ramp_by_epochs = c.get("lambda_ramp_epochs") is None and c.get("lambda_start") != c.get("lambda_end")
+    return c.get("lr_schedule") == "cosine" or ramp_by_epochs
+
+
+def resumable(c: dict) -> tuple:
+    """The keys of :data:`RESUMABLE` that a resume of the run ``c`` may change: ``epochs`` is not one of them where
+    the schedule is a function of it (a run resumed with other epochs would follow neither schedule)."""
+    return tuple(k for k in RESUMABLE if k != "epochs" or not epochs_shape_schedule(c))
 #: forms of the count term (loss.py): the count error per site, or the count error as a mu error
 COUNT_LOSSES = ("count", "mu")
 

@@ -41,7 +41,7 @@ from .parallel import DataParallel
 from .metrics import KINDS, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
 from .schedule import EarlyStopping, eval_module, lr_at, make_ema, make_optimizer, make_plateau
-from .config import DEFAULTS, RESUMABLE, check_config, load_config  # noqa: F401 (re-exported)
+from .config import DEFAULTS, RESUMABLE, check_config, load_config, resumable  # noqa: F401 (re-exported)
 
 CHECKPOINT = "checkpoint.pt"
 _SETS = ("val", "ext")
@@ -126,7 +126,9 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     out = Path(c["out"])
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
-    ck = load_checkpoint(out / CHECKPOINT, c, RESUMABLE, DEFAULTS)
+    ck = load_checkpoint(out / CHECKPOINT, c, resumable(c), DEFAULTS,
+                         why={"epochs": "the cosine learning rate and the energy-weight ramp are set by the number "
+                                        "of epochs, so the resumed run would follow neither schedule"})
     init = init_state(c["init"], c["family"], fam) if c["init"] is not None and ck is None else None
     mu_model = fam.mu_input is not None
     par.check(c, mu_model)
