@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import yaml
 
 from ml_data import PHYSICS, quench_dataset
 from nearsight import Lattice, NearsightError
+from nearsight.errors import NearsightWarning
+from nearsight.io import read_dataset
 from nearsight.electrons import EDProvider
 from nearsight.hamiltonian import SDModel
 from nearsight.ml import MLProvider, load_model
@@ -266,6 +269,39 @@ def test_checkpoint_from_other_settings(data, tmp_path):
     with pytest.raises(NearsightError, match=r"different settings \(hidden is \[8\] now but \[24, 24\] in the "
                                              r"checkpoint\)"):
         train(base_config(data, tmp_path / "run", epochs=1, hidden=[8]))
+
+
+def test_resume_refuses_datasets_whose_arrays_changed(data, tmp_path):
+    """A checkpoint records a digest of its datasets' arrays: resumed on a dataset made again with the same content
+    (new provenance) it goes on; on changed labels it is refused before anything is written; a checkpoint from
+    before the digests resumes with a one-line warning and records them."""
+    from nearsight.io import write_dataset
+    copy = [str(tmp_path / f"d{i}.h5") for i in range(len(data))]
+    for src, dst in zip(data, copy):
+        shutil.copy(src, dst)
+    out = tmp_path / "run"
+    assert train(base_config(copy, out, epochs=3), stop_after=1) is None
+    arrays, attrs = read_dataset(copy[0])
+    extra = {k: v for k, v in arrays.items() if k not in ("spins", "fields", "energy", "trajectory", "time", "kT_llg")}
+
+    def rewrite(fields):
+        write_dataset(copy[0], arrays["spins"], fields, arrays["energy"], trajectory=arrays["trajectory"],
+                      time=arrays["time"], kT_llg=arrays["kT_llg"], attrs=attrs, extra=extra)
+
+    rewrite(arrays["fields"] * (1 + 1e-9))
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(NearsightError, match=f"dataset\\(s\\) '{copy[0]}' changed since the checkpoint"):
+        train(base_config(copy, out, epochs=3), stop_after=1)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    rewrite(arrays["fields"])                                 # the same content again, other provenance
+    assert train(base_config(copy, out, epochs=3), stop_after=1) is None
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 2 and set(ck["data_sha256"]) == set(copy)
+    del ck["data_sha256"]
+    torch.save(ck, out / "checkpoint.pt")
+    with pytest.warns(NearsightWarning, match="predates the recording of its datasets' digests"):
+        assert train(base_config(copy, out, epochs=3)) is not None
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["data_sha256"]
 
 
 def test_more_epochs_resume_only_where_no_schedule_depends_on_them(data, tmp_path):

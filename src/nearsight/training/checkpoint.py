@@ -2,12 +2,14 @@
 plateau scheduler, early stopping, history), refused with a one-line error when unusable or made otherwise."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import NearsightError
-from ..io import atomic_path
+from ..io import atomic_path, read_dataset
 
 NEEDED = {"epoch", "learn", "ema", "optimizer", "plateau", "early_stopping", "config", "history", "val_ids"}
 
@@ -43,3 +45,32 @@ def load_checkpoint(path: Path, c: dict, resumable=(), defaults: dict | None = N
         raise NearsightError(f"checkpoint {str(path)!r} was made with different settings ({said}); "
                              f"use another out directory, restore the settings, or set resume: false")
     return ck
+
+
+def data_digest(paths) -> dict:
+    """``{path: SHA-256}`` of each dataset's arrays (names, dtypes, shapes, values; not its provenance
+    attributes), so a dataset made again with the same content keeps its digest and any other content changes it."""
+    out = {}
+    for p in paths:
+        h = hashlib.sha256()
+        arrays = read_dataset(p)[0]
+        for k in sorted(arrays):
+            a = np.ascontiguousarray(arrays[k])
+            h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+            h.update(a.tobytes())
+        out[str(p)] = h.hexdigest()
+    return out
+
+
+def check_data(ck: dict, digest: dict, path: Path) -> bool:
+    """Whether the checkpoint ``ck`` records the digests of its datasets (a checkpoint written before they were
+    recorded does not, and cannot be checked); a dataset whose arrays changed since it was written is an error."""
+    old = ck.get("data_sha256")
+    if old is None:
+        return False
+    changed = [p for p in digest if old.get(p) != digest[p]]
+    if changed:
+        raise NearsightError(f"dataset(s) {', '.join(repr(p) for p in changed)} changed since the checkpoint "
+                             f"{str(path)!r} was written (their arrays differ): restore them, use another out "
+                             f"directory, or set resume: false")
+    return True

@@ -54,7 +54,8 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
     seed:            0
     out:             runs/model     # checkpoint.pt, metrics.csv, learning_curve.png, parity.png, NAME.pt, NAME.card.json
     name:            null           # model name (default: the out directory's name)
-    resume:          true           # continue from out/checkpoint.pt if present (same settings; more epochs
+    resume:          true           # continue from out/checkpoint.pt if present (same settings and dataset
+                                    #   arrays, checked by a digest; more epochs
                                     #   only with a schedule that does not depend on them: not cosine, and
                                     #   lambda_ramp_epochs given)
     init:            null           # fine-tuning: start from this model file's weights and normalization (same

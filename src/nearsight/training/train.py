@@ -3,8 +3,10 @@
 The config keys, their defaults and checks: :mod:`nearsight.training.config` (``nearsight train CONFIG.yaml``).
 
 Each epoch ends with an atomic checkpoint holding everything (weights, EMA, optimizer, plateau scheduler, early
-stopping with the best weights, history); batch order is a function of seed and epoch, so a killed run resumes
-and reproduces the uninterrupted one. metrics.csv logs both loss terms and the energy's share of the loss.
+stopping with the best weights, history) and a digest of its datasets' arrays; batch order is a function of seed
+and epoch, so a killed run resumes and reproduces the uninterrupted one. A resume is refused (one line, before
+anything is written) if a setting differs (``epochs`` may grow only where no schedule depends on it) or a dataset's
+arrays changed. metrics.csv logs both loss terms and the energy's share of the loss.
 
 Datasets labelled over a window of mu (``mu_window``, docs/canonical.md) train a **mu-conditioned** model
 (:mod:`nearsight.ml.canonical`): each frame's ``mu`` is a model input, the fields are fitted at that ``mu``, the
@@ -28,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..errors import NearsightError
+from ..errors import NearsightError, NearsightWarning
 from ..io import atomic_path
 from ..ml.network import DTYPES, energy_and_fields
 from . import cache as dcache
@@ -36,7 +38,7 @@ from .data import TrainingData, batches, load_training_data
 from .families import build_family, init_state
 from ..ml.canonical import energy_fields_count
 from .loss import Accumulator, count_loss, count_weights, density_loss, frame_loss, ramp
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_data, data_digest, load_checkpoint, save_checkpoint
 from .parallel import DataParallel
 from .metrics import KINDS, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
@@ -129,6 +131,11 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     ck = load_checkpoint(out / CHECKPOINT, c, resumable(c), DEFAULTS,
                          why={"epochs": "the cosine learning rate and the energy-weight ramp are set by the number "
                                         "of epochs, so the resumed run would follow neither schedule"})
+    digest = data_digest(list(c["datasets"]) + list(c["val_datasets"] or []))
+    if ck is not None and not check_data(ck, digest, out / CHECKPOINT):
+        warnings.warn(f"checkpoint {str(out / CHECKPOINT)!r} predates the recording of its datasets' digests: "
+                      f"the datasets are taken as unchanged, not verified (the next checkpoint records them)",
+                      NearsightWarning)
     init = init_state(c["init"], c["family"], fam) if c["init"] is not None and ck is None else None
     mu_model = fam.mu_input is not None
     par.check(c, mu_model)
@@ -264,7 +271,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
                                    "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
                                    "plateau": None if plateau is None else plateau.state_dict(),
                                    "early_stopping": es.state_dict(), "stopped": stopped, "config": c,
-                                   "history": history, "val_ids": val_ids})
+                                   "history": history, "val_ids": val_ids, "data_sha256": digest})
             _write_metrics(out, history)
             par.barrier()
             bar.set_postfix(train=f"{tr['transverse_rms_ratio']:.3f}", val=f"{va['transverse_rms_ratio']:.3f}",
