@@ -160,7 +160,7 @@ def generate_dataset(provider: FieldProvider, out: str, *, kTs, replicas: int, s
     for b, kT in enumerate(kTs):
         part = os.path.join(parts, f"block{b:03d}.h5")
         if os.path.exists(part):  # finished before an interruption: reuse only if made with these settings
-            diff = settings_mismatch(read_dataset(part)[1], {**settings, "kT_block": kT})
+            diff = settings_mismatch(read_attrs_of(part), {**settings, "kT_block": kT})
             if diff:
                 raise NearsightError(f"{part!r} was made with other settings ({diff}); delete {parts!r} to start over")
             continue

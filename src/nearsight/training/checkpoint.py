@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import NearsightError
-from ..io import atomic_path, read_dataset
+from ..io import atomic_path
 
 NEEDED = {"epoch", "learn", "ema", "optimizer", "plateau", "early_stopping", "config", "history", "val_ids"}
 
@@ -47,19 +47,16 @@ def load_checkpoint(path: Path, c: dict, resumable=(), defaults: dict | None = N
     return ck
 
 
-def data_digest(paths) -> dict:
-    """``{path: SHA-256}`` of each dataset's arrays (names, dtypes, shapes, values; not its provenance
-    attributes), so a dataset made again with the same content keeps its digest and any other content changes it."""
-    out = {}
-    for p in paths:
-        h = hashlib.sha256()
-        arrays = read_dataset(p)[0]
-        for k in sorted(arrays):
-            a = np.ascontiguousarray(arrays[k])
-            h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
-            h.update(a.tobytes())
-        out[str(p)] = h.hexdigest()
-    return out
+def arrays_digest(arrays: dict) -> str:
+    """SHA-256 of a dataset's arrays (names, dtypes, shapes, values; not its provenance attributes), so a dataset
+    made again with the same content keeps its digest and any other content changes it. Computed on the arrays
+    the training has already read (``training.data.load_frames``): no second read of the files."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def check_data(ck: dict, digest: dict, path: Path) -> bool:

@@ -27,6 +27,7 @@ import torch
 
 from ..errors import NearsightError
 from ..io import read_dataset
+from .checkpoint import arrays_digest
 from ..lattice import LATTICES, Lattice
 from .metrics import ordered_start
 
@@ -78,6 +79,7 @@ class TrainingData:
     train: list = field(default_factory=list)
     val: list = field(default_factory=list)          # internal validation (held-out trajectories): selection
     external: list = field(default_factory=list)     # val_datasets: reported only
+    digests: dict = field(default_factory=dict)      # {path: SHA-256 of its arrays}, for the resume check
 
     def summary(self) -> dict:
         every = self.train + self.val + self.external
@@ -146,9 +148,12 @@ def _hull(a, b):
     return None if a is None or b is None else [min(a[0], b[0]), max(a[1], b[1])]
 
 
-def load_frames(path: str) -> tuple[FrameSet, dict, str]:
-    """One dataset file as a :class:`FrameSet`, its physics and its provider name (clear errors on bad files)."""
+def load_frames(path: str, digests: dict | None = None) -> tuple[FrameSet, dict, str]:
+    """One dataset file as a :class:`FrameSet`, its physics and its provider name (clear errors on bad files);
+    ``digests[path]`` gets the SHA-256 of its arrays when a dict is given."""
     arrays, attrs = read_dataset(path)
+    if digests is not None:
+        digests[str(path)] = arrays_digest(arrays)
     phys = _physics(attrs, path)
     try:
         lattice = Lattice(phys["lattice"], int(attrs["L1"]), int(attrs.get("L2") or attrs["L1"]))
@@ -194,10 +199,10 @@ def _mu_arrays(arrays: dict, path: str, F: int, N: int) -> dict:
     return out
 
 
-def _load_all(paths: list[str], offset: int = 0):
+def _load_all(paths: list[str], offset: int = 0, digests: dict | None = None):
     sets, phys, providers = [], None, set()
     for p in paths:
-        fs, ph, prov = load_frames(p)
+        fs, ph, prov = load_frames(p, digests)
         if phys is None:
             phys, first = ph, p
         else:
@@ -227,10 +232,11 @@ def load_training_data(datasets: list[str], *, val_datasets: list[str] | None = 
         raise NearsightError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
     if not 0.0 < float(train_fraction) <= 1.0:
         raise NearsightError(f"train_fraction must lie in (0, 1], got {train_fraction!r}")
-    train, phys, providers, offset = _load_all(list(datasets))
+    digests = {}
+    train, phys, providers, offset = _load_all(list(datasets), digests=digests)
     external = []
     if val_datasets:
-        external, vphys, vprov, _ = _load_all(list(val_datasets), offset)
+        external, vphys, vprov, _ = _load_all(list(val_datasets), offset, digests)
         bad = _agree(phys, vphys)
         if bad:
             raise NearsightError(f"val_datasets were labelled with different physics than datasets ({', '.join(bad)})")
@@ -250,7 +256,7 @@ def load_training_data(datasets: list[str], *, val_datasets: list[str] | None = 
     train, val = [fs for fs in train if len(fs)], [fs for fs in val if len(fs)]
     prov = "+".join(sorted(providers))
     return TrainingData(physics=phys, provider=prov, train=_merge_sizes(train), val=_merge_sizes(val),
-                        external=_merge_sizes(external))
+                        external=_merge_sizes(external), digests=digests)
 
 
 def _merge_sizes(sets: list[FrameSet]) -> list[FrameSet]:

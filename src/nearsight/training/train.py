@@ -38,7 +38,7 @@ from .data import TrainingData, batches, load_training_data
 from .families import build_family, init_state
 from ..ml.canonical import energy_fields_count
 from .loss import Accumulator, count_loss, count_weights, density_loss, frame_loss, ramp
-from .checkpoint import check_data, data_digest, load_checkpoint, save_checkpoint
+from .checkpoint import check_data, load_checkpoint, save_checkpoint
 from .parallel import DataParallel
 from .metrics import KINDS, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
@@ -131,7 +131,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     ck = load_checkpoint(out / CHECKPOINT, c, resumable(c), DEFAULTS,
                          why={"epochs": "the cosine learning rate and the energy-weight ramp are set by the number "
                                         "of epochs, so the resumed run would follow neither schedule"})
-    digest = data_digest(list(c["datasets"]) + list(c["val_datasets"] or []))
+    digest = data.digests
     if ck is not None and not check_data(ck, digest, out / CHECKPOINT):
         warnings.warn(f"checkpoint {str(out / CHECKPOINT)!r} predates the recording of its datasets' digests: "
                       f"the datasets are taken as unchanged, not verified (the next checkpoint records them)",
