@@ -251,7 +251,8 @@ def test_train_shipped_plans_and_errors(checkout, capsys):
 def test_train_shipped_refuses_a_dataset_its_spec_no_longer_makes(checkout, capsys, monkeypatch):
     """An existing dataset is used as it is only if its spec makes the same now: a spec edited after its dataset
     was made (a seed, the labels' kT) stops train-shipped before any work, naming the dataset and the first
-    difference; a relabelling of a stale dataset names the stale source; restoring the spec clears it."""
+    difference; a relabelling of a stale dataset names the stale source and itself; with the source file gone, the
+    relabelling is checked against what the source's spec makes now; restoring the spec clears it."""
     monkeypatch.chdir(checkout)
     sysf = os.path.join("configs", "systems", "s.yaml")
     assert main(["generate", sysf, "--spec", "a"]) == 0 and main(["generate", sysf, "--spec", "a01"]) == 0
@@ -270,13 +271,17 @@ def test_train_shipped_refuses_a_dataset_its_spec_no_longer_makes(checkout, caps
         _one_line_error(capsys, main(dry), needle)
         _one_line_error(capsys, main(["train-shipped", "m", "--root", str(checkout)]), needle)
         assert not os.path.exists(checkout / "runs")
-    os.remove(checkout / "data" / "a.h5")               # the source gone: the relabelling's own physics still checks
-    assert main(dry) == 0                               # (a's seed no longer matters: a01 exists, a is not needed)
+    _one_line_error(capsys, main(dry), "(seed is 4 now but 3 in the file); move 'data/a.h5' away to have it made "
+                    "again, or restore the spec; 'data/a01.h5' was relabelled from it: move it away too")
+    os.remove(checkout / "data" / "a.h5")   # the source gone: a01 is checked against what a's spec makes now
+    _one_line_error(capsys, main(dry), "'data/a01.h5' was made with other settings than spec a01 of "
+                    f"{sysf} gives now (seed is 4 now but 3 in the file)")   # a01 holds frames of a's old seed
     system.write_text(SYSTEM.replace("kT: 0.1}", "kT: 0.2}"))
     _one_line_error(capsys, main(dry), "(kT is 0.2 now but 0.1 in the file)")
     system.write_text(SYSTEM)
     capsys.readouterr()
-    assert main(dry) == 0
+    assert main(dry) == 0                   # a (not needed: a01 exists) is not made again
+    assert capsys.readouterr().out.splitlines() == [train]
 
 
 def test_a_driven_dataset_is_checked_against_its_spec_even_without_its_driver(checkout, model_path, monkeypatch):
@@ -299,6 +304,31 @@ def test_a_driven_dataset_is_checked_against_its_spec_even_without_its_driver(ch
     assert spec_mismatch(str(system), "b", str(checkout)) is None
     system.write_text(SYSTEM + driven.replace("steps: 4", "steps: 6"))
     assert spec_mismatch(str(system), "b", str(checkout)) == "steps is 6 now but 4 in the file"
+    system.write_text(SYSTEM + driven.replace("runs/d/d.pt", "runs/e/e.pt"))       # another driver, also gone
+    assert spec_mismatch(str(system), "b", str(checkout)) == "driver_model_path is 'e.pt' now but 'd.pt' in the file"
+    monkeypatch.chdir(checkout)
+    assert main(["generate", sysf, "--spec", "a"]) == 0                            # undriven; its spec now names
+    system.write_text(SYSTEM.replace("seed: 3}", "seed: 3, driver: runs/e/e.pt}"))  # a driver not trained yet
+    assert spec_mismatch(str(system), "a", str(checkout)) == "driver_model_path is 'e.pt' now but absent in the file"
+
+
+def test_a_partial_comparison_keeps_a_model_file_checked_by_its_digest(model_path, tmp_path):
+    """Compared on some keys only (a file it depends on is gone), a model file that is there is still compared by
+    name and SHA-256: the same file matches (by any path), another file's weights under the same name do not."""
+    from nearsight.datasets.generate import dataset_mismatch
+    from nearsight.io import write_dataset
+    z = np.zeros((1, 4, 3))
+    z[..., 2] = 1.0
+    path = str(tmp_path / "x.h5")
+    write_dataset(path, z, z, np.zeros(1), attrs={"model_path": model_path, "seed": 1})
+    copy = tmp_path / "other" / os.path.basename(model_path)
+    copy.parent.mkdir()
+    shutil.copy(model_path, copy)
+    assert dataset_mismatch(path, {"model_path": str(copy)}, only_given=True) is None
+    other = torch.load(model_path, weights_only=False)
+    other["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in other["state_dict"].items()}
+    torch.save(other, copy)
+    assert dataset_mismatch(path, {"model_path": str(copy)}, only_given=True).startswith("model_sha256 is")
 
 
 def test_generate_system_file_needs_a_known_spec(checkout, capsys, monkeypatch):

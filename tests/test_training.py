@@ -308,9 +308,16 @@ def test_more_epochs_resume_only_where_no_schedule_depends_on_them(data, tmp_pat
     """Resumed with more epochs, a run with the cosine schedule (or the energy-weight ramp over half the epochs)
     would follow neither schedule: refused, naming why. A constant learning rate with a fixed ramp extends: its
     first epochs are the shorter run's and the extension equals an uninterrupted longer run."""
-    train(base_config(data, tmp_path / "cos", epochs=1))
-    with pytest.raises(NearsightError, match="epochs is 2 now but 1 in the checkpoint: the cosine learning rate"):
-        train(base_config(data, tmp_path / "cos", epochs=2))
+    cosine = dict(lr_schedule="cosine", lambda_ramp_epochs=2)
+    train(base_config(data, tmp_path / "cos", epochs=1, **cosine))
+    with pytest.raises(NearsightError, match="epochs is 2 now but 1 in the checkpoint: the cosine learning rate "
+                                             "decays to its floor at the last epoch, so the resumed run"):
+        train(base_config(data, tmp_path / "cos", epochs=2, **cosine))
+    ramp = dict(lr_schedule="constant", lambda_ramp_epochs=None)        # only the ramp depends on epochs: named alone
+    train(base_config(data, tmp_path / "ramp", epochs=1, **ramp))
+    with pytest.raises(NearsightError, match=r"1 in the checkpoint: the energy weight ramps over half the epochs "
+                                             r"\(lambda_ramp_epochs: null\), so the resumed run"):
+        train(base_config(data, tmp_path / "ramp", epochs=2, **ramp))
     fixed = dict(lr_schedule="constant", lambda_ramp_epochs=2)
     train(base_config(data, tmp_path / "const", epochs=1, **fixed))
     extended = train(base_config(data, tmp_path / "const", epochs=2, **fixed))

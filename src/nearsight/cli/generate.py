@@ -129,26 +129,41 @@ def run(args) -> int:
     return 0
 
 
-def spec_mismatch(system_file: str, spec: str, root: str) -> str | None:
+def spec_mismatch(system_file: str, spec: str, root: str, makers: dict | None = None) -> str | None:
     """How the existing dataset of ``spec`` (of the system file ``system_file``) differs from what the spec makes
     now (:func:`~nearsight.datasets.generate.dataset_mismatch`: the first differing setting), or ``None``. Run as
-    ``nearsight generate SYSTEM_FILE --spec SPEC`` from ``root`` would run it; builds the providers, runs nothing."""
-    import contextlib
+    ``nearsight generate SYSTEM_FILE --spec SPEC`` from ``root`` would run it; builds the providers, runs nothing.
+    ``makers`` (absolute dataset path -> ``(system_file, spec)``, :attr:`~nearsight.datasets.plan.Checkout.makers`)
+    lets a relabelling whose source file is gone be checked against what the source's spec makes now."""
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        cfg, attrs, partial = _spec_attrs(system_file, spec, makers or {})
+        return dataset_mismatch(cfg["out"], attrs, only_given=partial)
+    finally:
+        os.chdir(cwd)
 
+
+def _spec_attrs(system_file: str, spec: str, makers: dict) -> tuple[dict, dict, bool]:
+    """``(cfg, attrs, partial)``: the attributes the dataset of ``spec`` gets when made now, computed without
+    running anything; ``partial`` when a file they depend on is gone, so only the keys of ``attrs`` can be compared
+    (the driver model file: all but its physics, and the driver by file name; a relabelling's source: what its own
+    spec makes now, else the new labels' physics alone)."""
     from . import build_parser
     args = build_parser().parse_args(["generate", system_file, "--spec", spec])
-    with contextlib.chdir(root):
-        cfg, provider, driver, kTs = _job(args, check_out=False)
-        partial = cfg["source"] is not None and not os.path.exists(cfg["source"])
-        if partial:       # the source is gone: only the new labels' physics can be compared
-            attrs = relabel_physics(provider, mu_window=cfg["mu_window"], seed=cfg["seed"],
-                                    source_mu=bool(cfg["source_mu"]))
-        elif cfg["source"] is not None:
-            attrs = relabel_attrs(provider, cfg["source"], mu_window=cfg["mu_window"], seed=cfg["seed"],
-                                  source_mu=bool(cfg["source_mu"]))
-        else:
-            attrs = quench_attrs(provider, kTs=kTs, driver=driver, mu_window=cfg["mu_window"], **_sampling(cfg))
-            if cfg["driver"] is not None and driver is None:    # the driver file is gone: all but the driver
-                partial = True
-                attrs = {k: v for k, v in attrs.items() if k not in ("dynamics_mu", "dynamics_filling")}
-        return dataset_mismatch(cfg["out"], attrs, only_given=partial)
+    cfg, provider, driver, kTs = _job(args, check_out=False)
+    if cfg["source"] is None:
+        attrs = quench_attrs(provider, kTs=kTs, driver=driver, mu_window=cfg["mu_window"], **_sampling(cfg))
+        if cfg["driver"] is None or driver is not None:
+            return cfg, attrs, False
+        attrs = {k: v for k, v in attrs.items() if k not in ("dynamics_mu", "dynamics_filling")}
+        return cfg, {**attrs, "driver_model_path": os.path.basename(cfg["driver"])}, True
+    kw = dict(mu_window=cfg["mu_window"], seed=cfg["seed"], source_mu=bool(cfg["source_mu"]))
+    if os.path.exists(cfg["source"]):
+        return cfg, relabel_attrs(provider, cfg["source"], **kw), False
+    maker = makers.get(os.path.abspath(cfg["source"]))
+    if maker is None:
+        return cfg, relabel_physics(provider, **kw), True
+    _, source_attrs, partial = _spec_attrs(*maker, makers)
+    return cfg, relabel_attrs(provider, cfg["source"], source_attrs=source_attrs, **kw), partial
+

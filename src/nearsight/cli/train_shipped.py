@@ -6,7 +6,9 @@ names that is missing is generated first from the spec of ``configs/systems/*.ya
 single-threaded; a generation resumes block by block if interrupted), after the dataset it relabels and the
 training of the first-round model that drives its quenches (nearsight.datasets.plan). A dataset that exists is
 used as it is if it was made with the settings its spec gives now (provenance aside; a driver model by name and
-SHA-256); otherwise train-shipped stops before any work, naming the first difference. Then ``nearsight train``
+SHA-256; a relabelling also through its source, and with the source file gone against what the source's spec
+makes now; with a driver model file gone, all but the driver's own physics); otherwise train-shipped stops before
+any work, naming the first difference. Then ``nearsight train``
 runs (it resumes from its checkpoint). ``--install`` copies the model file and its card into
 ``src/nearsight/ml/models/`` so it loads by name; the report ``NAME.md`` beside it is written with
 ``nearsight validate --report``."""
@@ -34,7 +36,8 @@ def run(args) -> int:
     co = Checkout(args.root)
     cfg_path = co.training_config(args.name)
     # every error (missing maker, stale dataset, circle) before any work
-    steps = plan(co, cfg_path, check=lambda system_file, spec: spec_mismatch(system_file, spec, co.root))
+    steps = plan(co, cfg_path, check=lambda system_file, spec: spec_mismatch(system_file, spec, co.root,
+                                                                           co.makers))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}   # single-threaded ED
     for step in steps:
         shown = [os.path.relpath(a, co.root) if os.path.isabs(a) else a for a in step.argv()]

@@ -132,8 +132,10 @@ def dataset_mismatch(path: str, attrs: dict, *, only_given: bool = False) -> str
     only (a partial description, e.g. a relabelling's physics when its source is gone)."""
     old = dict(read_attrs_of(path))
     new = dict(attrs)
-    if only_given:
-        old = {k: v for k, v in old.items() if k in new}
+    if only_given:          # a model file that is there is compared by its SHA-256 too (settings_mismatch adds it)
+        keep = set(new) | {k[:-len("path")] + "sha256" for k, v in new.items()
+                           if k.endswith("model_path") and isinstance(v, str) and os.path.isfile(v)}
+        old = {k: v for k, v in old.items() if k in keep}
     for d in (old, new):
         if isinstance(d.get("source"), str):
             d["source"] = os.path.basename(d["source"])
@@ -252,10 +254,11 @@ def relabel_physics(provider: FieldProvider, *, mu_window=None, seed: int = 0, s
 
 
 def relabel_attrs(provider: FieldProvider, source: str, *, mu_window=None, seed: int = 0,
-                  source_mu: bool = False) -> dict:
+                  source_mu: bool = False, source_attrs: dict | None = None) -> dict:
     """The attributes :func:`relabel_dataset` with these arguments writes (provenance aside), without labelling:
-    compare them with an existing dataset's by :func:`dataset_mismatch`. Reads only ``source``'s attributes."""
-    attrs = read_attrs_of(source)
+    compare them with an existing dataset's by :func:`dataset_mismatch`. Reads only ``source``'s attributes, or
+    takes them as ``source_attrs`` (e.g. :func:`quench_attrs` of the source's spec, when the file is gone)."""
+    attrs = read_attrs_of(source) if source_attrs is None else dict(source_attrs)
     if source_mu:
         window = _check_window(provider, attrs.get("mu_window"))
         seed = int(attrs.get("mu_window_seed", seed))

@@ -105,11 +105,14 @@ def plan(checkout: Checkout, train_config: str, missing_only: bool = True, check
             return
         system = checkout.systems[maker[0]]
         source = system.spec(maker[1]).get("source")
+        rel = os.path.relpath(path, checkout.root)
         if source and os.path.exists(src := os.path.normpath(os.path.join(system.root, source))):
-            check_existing(src)             # a relabelling of a stale dataset is stale too: name the source
+            try:
+                check_existing(src)         # a relabelling of a stale dataset is stale too: name both
+            except NearsightError as exc:
+                raise NearsightError(f"{exc}; {rel!r} was relabelled from it: move it away too") from None
         diff = check(*maker)
         if diff:
-            rel = os.path.relpath(path, checkout.root)
             raise NearsightError(f"dataset {rel!r} was made with other settings than spec {maker[1]} of "
                                  f"{os.path.relpath(maker[0], checkout.root)} gives now ({diff}); move {rel!r} "
                                  f"away to have it made again, or restore the spec")

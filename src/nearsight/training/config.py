@@ -55,9 +55,9 @@ Config keys (YAML for ``nearsight train CONFIG.yaml``; paths relative to the wor
     out:             runs/model     # checkpoint.pt, metrics.csv, learning_curve.png, parity.png, NAME.pt, NAME.card.json
     name:            null           # model name (default: the out directory's name)
     resume:          true           # continue from out/checkpoint.pt if present (same settings and dataset
-                                    #   arrays, checked by a digest; more epochs
+                                    #   arrays, checked by a digest; other epochs
                                     #   only with a schedule that does not depend on them: not cosine, and
-                                    #   lambda_ramp_epochs given)
+                                    #   lambda_ramp_epochs given or lambda_start = lambda_end)
     init:            null           # fine-tuning: start from this model file's weights and normalization (same
                                     #   family and network sizes; a fresh run only, the card records it)
     progress:        true
@@ -98,17 +98,24 @@ RESUMABLE = ("epochs", "patience", "resume", "progress", "device", "out", "cache
              "external_every")
 
 
-def epochs_shape_schedule(c: dict) -> bool:
-    """Whether the per-epoch schedule depends on ``epochs``: the cosine learning rate decays to its floor at the
-    last epoch, and the energy weight ramps over half the epochs unless ``lambda_ramp_epochs`` is given."""
-    ramp_by_epochs = c.get("lambda_ramp_epochs") is None and c.get("lambda_start") != c.get("lambda_end")
-    return c.get("lr_schedule") == "cosine" or ramp_by_epochs
+def epochs_schedule(c: dict) -> str | None:
+    """Why the per-epoch schedule of the run ``c`` depends on ``epochs`` (``None`` if it does not): the cosine
+    learning rate decays to its floor at the last epoch, and the energy weight ramps over half the epochs unless
+    ``lambda_ramp_epochs`` is given (or ``lambda_start`` equals ``lambda_end``)."""
+    why = []
+    if c.get("lr_schedule") == "cosine":
+        why.append("the cosine learning rate decays to its floor at the last epoch")
+    if c.get("lambda_ramp_epochs") is None and c.get("lambda_start") != c.get("lambda_end"):
+        why.append("the energy weight ramps over half the epochs (lambda_ramp_epochs: null)")
+    return " and ".join(why) or None
 
 
 def resumable(c: dict) -> tuple:
     """The keys of :data:`RESUMABLE` that a resume of the run ``c`` may change: ``epochs`` is not one of them where
-    the schedule is a function of it (a run resumed with other epochs would follow neither schedule)."""
-    return tuple(k for k in RESUMABLE if k != "epochs" or not epochs_shape_schedule(c))
+    the schedule is a function of it (:func:`epochs_schedule`: a run resumed with other epochs would not follow it)."""
+    return tuple(k for k in RESUMABLE if k != "epochs" or epochs_schedule(c) is None)
+
+
 #: forms of the count term (loss.py): the count error per site, or the count error as a mu error
 COUNT_LOSSES = ("count", "mu")
 

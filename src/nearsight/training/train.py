@@ -5,7 +5,7 @@ The config keys, their defaults and checks: :mod:`nearsight.training.config` (``
 Each epoch ends with an atomic checkpoint holding everything (weights, EMA, optimizer, plateau scheduler, early
 stopping with the best weights, history) and a digest of its datasets' arrays; batch order is a function of seed
 and epoch, so a killed run resumes and reproduces the uninterrupted one. A resume is refused (one line, before
-anything is written) if a setting differs (``epochs`` may grow only where no schedule depends on it) or a dataset's
+anything is written) if a setting differs (``epochs`` may change only where no schedule depends on it) or a dataset's
 arrays changed. metrics.csv logs both loss terms and the energy's share of the loss.
 
 Datasets labelled over a window of mu (``mu_window``, docs/canonical.md) train a **mu-conditioned** model
@@ -43,7 +43,7 @@ from .parallel import DataParallel
 from .metrics import KINDS, count_errors, disordered_mask, evaluate
 from .plots import plot_learning_curve, plot_parity
 from .schedule import EarlyStopping, eval_module, lr_at, make_ema, make_optimizer, make_plateau
-from .config import DEFAULTS, RESUMABLE, check_config, load_config, resumable  # noqa: F401 (re-exported)
+from .config import DEFAULTS, RESUMABLE, check_config, epochs_schedule, load_config, resumable  # noqa: F401 (re-exported)
 
 CHECKPOINT = "checkpoint.pt"
 _SETS = ("val", "ext")
@@ -128,9 +128,9 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     out = Path(c["out"])
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
+    sched = epochs_schedule(c)
     ck = load_checkpoint(out / CHECKPOINT, c, resumable(c), DEFAULTS,
-                         why={"epochs": "the cosine learning rate and the energy-weight ramp are set by the number "
-                                        "of epochs, so the resumed run would follow neither schedule"})
+                         why={"epochs": f"{sched}, so the resumed run would not follow its schedule"} if sched else None)
     digest = data.digests
     if ck is not None and not check_data(ck, digest, out / CHECKPOINT):
         warnings.warn(f"checkpoint {str(out / CHECKPOINT)!r} predates the recording of its datasets' digests: "
