@@ -98,11 +98,13 @@ def plan(checkout: Checkout, train_config: str, missing_only: bool = True, check
     non-``None`` answer (how the dataset differs from what its spec makes now) is an error. Errors (a dataset no
     spec writes, a stale dataset, a driver no config trains, a circle) are raised before any step runs."""
     steps: list[Step] = []
+    checked: set[str] = set()       # each dataset once (a source shared by several relabellings)
 
     def check_existing(path):
         maker = checkout.makers.get(path)
-        if check is None or maker is None:
+        if check is None or maker is None or path in checked:
             return
+        checked.add(path)
         system = checkout.systems[maker[0]]
         source = system.spec(maker[1]).get("source")
         rel = os.path.relpath(path, checkout.root)
