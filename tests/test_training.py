@@ -23,6 +23,7 @@ from nearsight.io import read_dataset
 from nearsight.electrons import EDProvider
 from nearsight.hamiltonian import SDModel
 from nearsight.ml import MLProvider, load_model
+from nearsight.ml.cards import load_card
 from nearsight.training import check_config, load_training_data, train
 from nearsight.training.loss import loss_terms, ramp
 from nearsight.training.train import lambda_at, lr_at
@@ -177,6 +178,33 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
     wa, wb = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
     for k in wa["state_dict"]:
         assert torch.allclose(wa["state_dict"][k], wb["state_dict"][k], rtol=1e-9, atol=1e-12)
+
+
+def test_export_writes_the_checkpoint_model_and_leaves_the_run_untouched(data, tmp_path):
+    """``export``: the model of a run in progress (its best weights so far), evaluated like a finished run's and
+    marked on its card; the checkpoint and out directory are untouched, so the resumed run still equals an
+    uninterrupted one; no checkpoint, or the run's own out directory, is a one-line error."""
+    full = train(base_config(data, tmp_path / "full", epochs=3))
+    assert train(base_config(data, tmp_path / "part", epochs=3), stop_after=1) is None
+    ck_bytes = (tmp_path / "part" / "checkpoint.pt").read_bytes()
+    path = train(base_config(data, tmp_path / "part", epochs=3), export=str(tmp_path / "peek"))
+    assert path == str(tmp_path / "peek" / "part.pt") and not (tmp_path / "part" / "part.pt").exists()
+    assert (tmp_path / "part" / "checkpoint.pt").read_bytes() == ck_bytes
+    ck = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
+    best = ck["early_stopping"]["best_state"]
+    got = torch.load(path, weights_only=True)["state_dict"]
+    assert all(torch.equal(got[k], best[k]) for k in got)
+    card = load_card(path)
+    assert card["training"]["exported_from_checkpoint"] is True and card["training"]["epochs_done"] == 1
+    assert card["training"]["epochs"] == 3 and 0 < card["held_out"]["transverse_rms_ratio"] < 1
+    resumed = train(base_config(data, tmp_path / "part", epochs=3))
+    wa, wb = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
+    assert all(torch.allclose(wa["state_dict"][k], wb["state_dict"][k], rtol=1e-9, atol=1e-12) for k in wa["state_dict"])
+    assert "exported_from_checkpoint" not in load_card(resumed)["training"]
+    with pytest.raises(NearsightError, match="no checkpoint .* to export"):
+        train(base_config(data, tmp_path / "none", epochs=3), export=str(tmp_path / "x"))
+    with pytest.raises(NearsightError, match="is the run's out directory"):
+        train(base_config(data, tmp_path / "part", epochs=3), export=str(tmp_path / "part"))
 
 
 def test_init_starts_from_a_model_file_and_checks_its_shape(data, tmp_path):

@@ -6,7 +6,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train an ML field model on generated datasets",
                               description=__doc__.splitlines()[0])
     p.add_argument("config", help="YAML training config (datasets, descriptor, hidden, epochs, lr, out, ...)")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs (may extend a run)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override the config's epochs (a resumed run may change them only where no schedule "
+                        "depends on them: not cosine, a fixed lambda_ramp_epochs)")
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="train nothing: write the model of the run's checkpoint (its best weights so far) into DIR, "
+                        "e.g. to validate a run in progress; the card says it was exported")
     p.add_argument("--out", default=None, help="override the config's output directory")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -32,7 +37,7 @@ def run(args) -> int:
         cfg["resume"] = False
     if args.no_progress:
         cfg["progress"] = False
-    path = train(cfg)
+    path = train(cfg, export=args.export)
     if path is None:                 # a rank other than 0 under torchrun: rank 0 wrote the model and prints
         return 0
     held = load_card(path).get("held_out", {})

@@ -117,20 +117,28 @@ def _setup(c: dict):
     return data, build_family(c, data)
 
 
-def train(config: dict, *, stop_after: int | None = None) -> str | None:
+def train(config: dict, *, stop_after: int | None = None, export: str | None = None) -> str | None:
     """Train a model; returns the path of the model file ``OUT/NAME.pt`` (with its card).
 
     ``stop_after`` ends the call after that many epochs of this call, leaving a checkpoint to resume from and
-    returning None (how tests emulate an interrupted run).
+    returning None (how tests emulate an interrupted run). ``export``: train nothing; write the model of the run's
+    checkpoint (its best internal-validation weights so far, evaluated as a finished run's are) into the directory
+    ``export`` and return its path; the card says so (``training.exported_from_checkpoint``), the run is untouched.
     """
     c = check_config(config)
     par = DataParallel.from_config(c)   # torchrun: ranks share each batch (training/parallel.py)
     out = Path(c["out"])
+    if export is not None and Path(export).resolve() == out.resolve():
+        raise NearsightError(f"export directory {export!r} is the run's out directory: give another one (the run "
+                             f"writes its own model there when it finishes)")
     device, dtype = torch.device(c["device"]), DTYPES[c["dtype"]]
     data, fam = _setup(c)               # everything that can reject the input happens before anything is written
     sched = epochs_schedule(c)
     ck = load_checkpoint(out / CHECKPOINT, c, resumable(c), DEFAULTS,
                          why={"epochs": f"{sched}, so the resumed run would not follow its schedule"} if sched else None)
+    if export is not None and ck is None:
+        raise NearsightError(f"no checkpoint {str(out / CHECKPOINT)!r} to export (resume: {c['resume']}); train "
+                             f"first, or name the run's config and out directory")
     digest = data.digests
     if ck is not None and not check_data(ck, digest, out / CHECKPOINT):
         warnings.warn(f"checkpoint {str(out / CHECKPOINT)!r} predates the recording of its datasets' digests: "
@@ -140,10 +148,11 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     mu_model = fam.mu_input is not None
     par.check(c, mu_model)
     use_cache = False if mu_model or par.active else dcache.resolve(c, fam, data, dtype)
+    dest = out if export is None else Path(export)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise NearsightError(f"cannot create output directory {str(out)!r}: {exc.strerror}") from None
+        raise NearsightError(f"cannot create output directory {str(dest)!r}: {exc.strerror}") from None
     learn = fam.learn
     models = fam.views(learn)
     params = [p for p in learn.parameters() if p.requires_grad]
@@ -187,7 +196,7 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     bar = tqdm(total=c["epochs"] * per_epoch, initial=min(start, c["epochs"]) * per_epoch,
                disable=not c["progress"], desc="train", unit="batch")
     try:
-        for epoch in range(start, c["epochs"] if not stopped else start):
+        for epoch in range(start, c["epochs"] if not stopped and export is None else start):
             t0 = time.perf_counter()
             lam = lambda_at(c, epoch)
             if plateau is None:
@@ -289,7 +298,9 @@ def train(config: dict, *, stop_after: int | None = None) -> str | None:
     info = {"epochs_done": len(history), "best_epoch": es.best_epoch, "stopped_early": stopped,
             "energy_scale": escale, "cache_descriptors": use_cache,
             "cache_gb_estimate": round(dcache.estimate(c, fam, data, dtype), 3)}
-    return _finish(c, out, data, fam, emodels, history, info)
+    if export is not None:
+        info["exported_from_checkpoint"] = True
+    return _finish(c, dest, data, fam, emodels, history, info)
 
 
 def _finish(c: dict, out: Path, data: TrainingData, fam, models: dict, history: list, info: dict) -> str:
