@@ -79,7 +79,7 @@ def test_card_records_the_window_and_the_mu_input(models, fam):
     # the count per site varies by ~0.17 over the window (29 -> 35 electrons on 36 sites); a model that learned
     # it from mu must do much better than that spread
     assert held["n_frames"] > 0 and held["count_rmse_per_site"] < 0.05
-    assert held["min_dN_dmu_per_site"] > 0
+    assert held["min_dN_dmu_per_site"] > 0 and 0 < held["n_frames_slopes"] <= held["n_frames"]
     net = load_model(models[fam], lattice())
     assert isinstance(net, MuModel) and net.base.n_globals == 1 and net.family == fam
 
@@ -297,6 +297,20 @@ def test_training_config_refusals(window_data, tmp_path):
         train({**base, "mu": -2.0})
     with pytest.raises(NearsightError, match="cache_descriptors: true"):
         train({**base, "cache_descriptors": True})
+
+
+def test_count_slopes_are_scanned_on_every_kth_frame(models, window_data):
+    """The card's smallest dN/dmu over the window is scanned on every k-th frame (at most about slope_frames of
+    them: each costs grid_points second derivatives); the count errors still use every frame."""
+    from nearsight.training.data import load_frames
+    from nearsight.training.metrics import count_errors
+    fs = load_frames(window_data)[0]
+    m = {fs.lattice: load_model(models["bp"], fs.lattice)}
+    full = count_errors(m, [fs], "cpu", torch.float64, slopes=True, slope_frames=10 ** 6)
+    few = count_errors(m, [fs], "cpu", torch.float64, slopes=True, slope_frames=3)
+    assert full["n_frames_slopes"] == full["n_frames"] == len(fs) and 3 <= few["n_frames_slopes"] <= 4
+    assert few["min_dN_dmu_per_site"] >= full["min_dN_dmu_per_site"] > 0
+    assert few["count_rmse_per_site"] == full["count_rmse_per_site"] and few["n_frames"] == len(fs)
 
 
 def test_count_loss_in_mu_units(window_data, tmp_path):
