@@ -27,8 +27,8 @@ import torch
 
 from ..errors import NearsightError
 from ..io import read_dataset
-from .checkpoint import arrays_digest
 from ..lattice import LATTICES, Lattice
+from .checkpoint import arrays_digest
 from .metrics import ordered_start
 
 #: physics attributes that must agree across every file of a training run (None = absent)

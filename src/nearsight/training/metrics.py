@@ -94,8 +94,8 @@ def count_errors(models: dict, sets: list, device, dtype, *, slopes: bool = Fals
                 dmu = d * fs.lattice.N / fs.dn_dmu[sl]
                 mu_sq, mu_worst = mu_sq + float(dmu.pow(2).sum()), max(mu_worst, float(dmu.abs().max()))
                 mu_frames += len(sl)
-            pick = sl[sl % stride == 0]
-            if slopes and len(pick):
+            pick = sl[sl % stride == 0] if slopes else sl[:0]
+            if len(pick):
                 lo, hi = m.window
                 grid = np.linspace(lo, hi, grid_points)
                 slope = min(slope, float(count_slopes(m, fs.spins[pick].to(device, dtype), grid).min()) / fs.lattice.N)

@@ -139,8 +139,7 @@ def train(config: dict, *, stop_after: int | None = None, export: str | None = N
     if export is not None and ck is None:
         raise NearsightError(f"no checkpoint {str(out / CHECKPOINT)!r} to export (resume: {c['resume']}); train "
                              f"first, or name the run's config and out directory")
-    digest = data.digests
-    if ck is not None and not check_data(ck, digest, out / CHECKPOINT):
+    if ck is not None and not check_data(ck, data.digests, out / CHECKPOINT):
         warnings.warn(f"checkpoint {str(out / CHECKPOINT)!r} predates the recording of its datasets' digests: "
                       f"the datasets are taken as unchanged, not verified (the next checkpoint records them)",
                       NearsightWarning)
@@ -190,7 +189,7 @@ def train(config: dict, *, stop_after: int | None = None, export: str | None = N
                 else None)
     per_site = mu_model and c["lambda_density"] > 0
     caches = ([dcache.JacobianCache(fam.descs[fs.lattice], fs.spins, dtype, device) for fs in data.train]
-              if use_cache else None)
+              if use_cache and export is None else None)      # an export trains nothing
 
     per_epoch = len(batches(data.train, c["batch_size"], None))
     bar = tqdm(total=c["epochs"] * per_epoch, initial=min(start, c["epochs"]) * per_epoch,
@@ -280,7 +279,7 @@ def train(config: dict, *, stop_after: int | None = None, export: str | None = N
                                    "ema": None if ema is None else ema.state_dict(), "optimizer": opt.state_dict(),
                                    "plateau": None if plateau is None else plateau.state_dict(),
                                    "early_stopping": es.state_dict(), "stopped": stopped, "config": c,
-                                   "history": history, "val_ids": val_ids, "data_sha256": digest})
+                                   "history": history, "val_ids": val_ids, "data_sha256": data.digests})
             _write_metrics(out, history)
             par.barrier()
             bar.set_postfix(train=f"{tr['transverse_rms_ratio']:.3f}", val=f"{va['transverse_rms_ratio']:.3f}",
